@@ -1,0 +1,35 @@
+# The two commands: `make study` and `make test`. Both install into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export MPLBACKEND := Agg
+
+.PHONY: install study test test-slow export clean-nbs bench
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: settings.ini setup.py
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), f"Python >= 3.10 needed, found {sys.version.split()[0]}"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+study: install
+	$(BIN)/lss-study run --data phantom --profile quick --out runs/quick
+
+test: install
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/python -m pytest -q tests
+
+test-slow: install
+	$(BIN)/nbdev_test --n_workers 1 --flags slow
+
+export: install
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+
+bench: install
+	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
