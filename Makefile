@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: install study test test-slow export clean-nbs bench
+.PHONY: install study test test-slow export readme bench
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,11 @@ test-slow: install
 export: install
 	$(BIN)/nbdev_export
 	$(BIN)/nbdev_clean
+	$(MAKE) readme
+
+# README.md is generated from nbs/index.ipynb (nbdev_readme needs quarto, which cannot be installed offline)
+readme: install
+	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/index.ipynb 2>/dev/null > README.md
 
 bench: install
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
