@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['GRADES', 'GRADE_NAMES', 'LEVELS', 'normalise_image', 'Case', 'Skipped', 'Cohort', 'split_by_patient']
+__all__ = ['GRADES', 'GRADE_NAMES', 'LEVELS', 'RSNA_GRADES', 'normalise_image', 'Case', 'Skipped', 'Cohort', 'split_by_patient',
+           'parse_grade', 'normalise_level', 'read_dicom_header', 'dicom_pixel_spacing', 'read_dicom_pixels',
+           'slice_plane', 'write_dicom_slice', 'pick_caudal_blocks', 'slices_from_csv', 'read_notes',
+           'write_fake_mendeley', 'load_mendeley', 'rsna_report', 'load_rsna', 'read_image_file', 'load_folder']
 
 # %% ../nbs/01_data.ipynb #c0b90ba0
 GRADES = ("A", "BC", "D")
@@ -131,3 +134,540 @@ def split_by_patient(cohort:Cohort, # the cohort to split
     seen = [set(splits[s].patients) for s in splits]
     assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2]), "a patient crosses splits"
     return splits
+
+# %% ../nbs/01_data.ipynb #7687deb2
+import logging, os, re
+from typing import Callable
+import cv2, pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.misc import is_dicom
+from tqdm.auto import tqdm
+
+_log = logging.getLogger(__name__)
+
+# %% ../nbs/01_data.ipynb #6ca90cc1
+_GRADE_WORDS = {"a": "A", "normal": "A", "none": "A", "normal/mild": "A",
+                "bc": "BC", "b&c": "BC", "b/c": "BC", "b": "BC", "c": "BC", "mild": "BC", "moderate": "BC",
+                "mild-to-moderate": "BC", "d": "D", "severe": "D"}
+
+def parse_grade(value, # a grade string: "A", "Grade B&C", "C", "moderate", ...
+               )->str: # "A", "BC" or "D"
+    "Map a grade string in any accepted spelling to `\"A\"`, `\"BC\"` or `\"D\"`."
+    s = re.sub(r"\s+", " ", str(value).strip().lower())
+    s = re.sub(r"^grade\s*", "", s).replace(" and ", "&").replace(" ", "")
+    if s not in _GRADE_WORDS: raise ValueError(f"unknown grade {value!r}; expected one of A, B&C, D (or B, C, normal, mild, moderate, severe)")
+    return _GRADE_WORDS[s]
+
+def normalise_level(value, # a disc level: "L4-L5", "L4/L5", "l4_l5", ...
+                   )->str: # the level as in `LEVELS`, e.g. "L4-L5"
+    "Canonical spelling of a disc level; unknown levels raise."
+    s = re.sub(r"[/_ ]+", "-", str(value).strip().upper())
+    if s not in LEVELS: raise ValueError(f"unknown disc level {value!r}; expected one of {LEVELS}")
+    return s
+
+# %% ../nbs/01_data.ipynb #787669df
+def read_dicom_header(path, # a DICOM file (.dcm, .ima, or no extension)
+                     )->Dataset: # the header, without pixel data
+    "Header of one DICOM image; `ValueError` naming the file when it is not a readable DICOM image."
+    try: ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    except Exception as e: raise ValueError(f"{path}: unreadable DICOM ({type(e).__name__}: {e})") from None
+    if "Rows" not in ds or "Columns" not in ds: raise ValueError(f"{path}: unreadable DICOM (no image header: Rows/Columns missing)")
+    return ds
+
+def dicom_pixel_spacing(ds:Dataset)->tuple|None:
+    "(row, column) spacing in mm from `PixelSpacing`, or None when absent."
+    ps = ds.get("PixelSpacing")
+    return (float(ps[0]), float(ps[1])) if ps is not None and len(ps) == 2 else None
+
+def read_dicom_pixels(path, # a DICOM file
+                     )->tuple: # (raw H×W array, rescaled: bool)
+    "Raw intensities of a one-frame DICOM image; 12-bit values stay `uint16` unless a real rescale applies."
+    try:
+        ds = pydicom.dcmread(path, force=True)
+        a = ds.pixel_array
+    except Exception as e: raise ValueError(f"{path}: pixel data cannot be decoded ({type(e).__name__}: {e})") from None
+    if a.ndim != 2: raise ValueError(f"{path}: expected one 2-D grey frame, found pixel array of shape {a.shape}")
+    slope, icpt = (float(v) if v not in (None, "") else d for v, d in
+                   ((ds.get("RescaleSlope"), 1.0), (ds.get("RescaleIntercept"), 0.0)))
+    if (slope, icpt) != (1.0, 0.0): return (a.astype(np.float32) * slope + icpt), True
+    if a.dtype.kind == "i" and a.min() >= 0: a = a.astype(np.uint16)  # signed storage of non-negative values
+    return a, False
+
+def slice_plane(ds:Dataset)->dict|None:
+    "Origin, unit row/column directions, unit normal and spacing of a slice in patient space (None if absent)."
+    o, iop = ds.get("ImagePositionPatient"), ds.get("ImageOrientationPatient")
+    if o is None or iop is None or len(o) != 3 or len(iop) != 6: return None
+    o, iop = np.asarray(o, float), np.asarray(iop, float)
+    n = np.cross(iop[:3], iop[3:])
+    if np.linalg.norm(n) < 1e-6: return None
+    return dict(origin=o, row=iop[:3], col=iop[3:], normal=n / np.linalg.norm(n),
+                spacing=dicom_pixel_spacing(ds) or (1.0, 1.0), shape=(int(ds.Rows), int(ds.Columns)))
+
+# %% ../nbs/01_data.ipynb #2d7fd241
+def write_dicom_slice(path, # where to write (.ima or .dcm)
+                      pixels:np.ndarray, # H×W values in [0, 4095]
+                      series_description:str, # e.g. "t2_tse_tra_384"
+                      instance:int, # InstanceNumber
+                      position=(0., 0., 0.), # ImagePositionPatient (mm)
+                      orientation=(1., 0., 0., 0., 1., 0.), # ImageOrientationPatient (row, column directions)
+                      spacing=(0.6875, 0.6875), # PixelSpacing (row, column) in mm
+                      series_uid:str|None=None, # SeriesInstanceUID; a new one when None
+                      rescale:tuple|None=None, # (slope, intercept) to store, or None for no rescale tags
+                     ):
+    "Write a minimal 12-bit MR DICOM slice (a test fixture)."
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = MRImageStorage, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = MRImageStorage, meta.MediaStorageSOPInstanceUID, "MR"
+    ds.PatientName, ds.PatientID = "Doe^Jane", "SECRET-ID-42"
+    ds.SeriesInstanceUID, ds.SeriesDescription = series_uid or generate_uid(), series_description
+    ds.InstanceNumber = int(instance)
+    ds.ImagePositionPatient = [float(v) for v in position]
+    ds.ImageOrientationPatient = [float(v) for v in orientation]
+    ds.PixelSpacing = [float(v) for v in spacing]
+    px = np.clip(np.asarray(pixels), 0, 4095).astype(np.uint16)
+    ds.Rows, ds.Columns = px.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    if rescale is not None: ds.RescaleSlope, ds.RescaleIntercept = rescale
+    ds.PixelData = px.tobytes()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+
+# %% ../nbs/01_data.ipynb #aa4aa17c
+def _finish(name:str, cases:list, skipped:list, verbose:bool)->Cohort:
+    "Build the cohort and report it in one line."
+    coh = Cohort(cases, skipped, name=name)
+    kinds = Counter(s.reason.split(":")[0] for s in skipped)
+    line = (f"{name}: {len(coh)} cases from {len(coh.patients)} patients "
+            f"({', '.join(f'{g} {n}' for g, n in coh.grade_counts().items())}); {len(skipped)} inputs skipped"
+            + (f" ({'; '.join(f'{k} ×{n}' for k, n in kinds.most_common(5))})" if skipped else ""))
+    _log.info(line)
+    if verbose: print(line)
+    return coh
+
+# %% ../nbs/01_data.ipynb #0096b726
+def pick_caudal_blocks(patient_id:str, # unused by this rule (part of the picker signature)
+                       instances:list, # InstanceNumbers of the axial stack, ordered cranial → caudal
+                       levels:tuple, # the levels wanted
+                       max_per_level:int=5, # slices per disc at most (4-5 in the dataset)
+                      )->dict: # {level: InstanceNumber} for the levels that fall inside the stack
+    "Middle slice of each disc's block, counting blocks of k = min(5, n // 3) slices up from the caudal end."
+    n = len(instances)
+    k = min(max_per_level, n // 3)
+    if k == 0: return {}
+    out = {}
+    for lvl in levels:
+        start = n - (LEVELS[::-1].index(lvl) + 1) * k
+        if start >= 0: out[lvl] = instances[start + k // 2]
+    return out
+
+def slices_from_csv(path, # CSV with columns patient, level, instance
+                   )->Callable: # a slice picker for `load_mendeley`
+    "A slice picker that reads the chosen InstanceNumber per patient and level from a CSV."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"slice CSV {path} does not exist")
+    df = pd.read_csv(path, dtype=str)
+    missing = {"patient", "level", "instance"} - set(df.columns)
+    if missing: raise ValueError(f"slice CSV {path}: missing columns {sorted(missing)}; found {list(df.columns)}")
+    table = {(_pid_key(r.patient), normalise_level(r.level)): int(float(r.instance)) for r in df.itertuples()}
+    def picker(patient_id, instances, levels):
+        return {l: table[(_pid_key(patient_id), l)] for l in levels if (_pid_key(patient_id), l) in table}
+    picker.__name__ = f"slices_from_csv({path.name})"
+    return picker
+
+def _pid_key(x)->str:
+    "Patient id for matching: numeric ids lose leading zeros ('0007' == '7' == 7.0), others are lower-cased."
+    s = str(x).strip()
+    return str(int(float(s))) if re.fullmatch(r"\d+(\.0*)?", s) else s.lower()
+
+# %% ../nbs/01_data.ipynb #91ee2867
+_NOTE_WORDS = ("report", "note", "text", "finding", "impression", "comment")
+_ID_WORDS = ("patient", "id", "subject", "case")
+
+def read_notes(path, # CSV/TSV or XLSX with a patient-id column and a note column
+              )->dict: # {patient key: note text}
+    "One free-text note per patient, keyed by `_pid_key` of the patient id."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"notes file {path} does not exist")
+    try:
+        if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"): df = pd.read_excel(path, dtype=str)
+        else: df = pd.read_csv(path, dtype=str, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    except Exception as e: raise ValueError(f"notes file {path}: cannot be read as a table ({type(e).__name__}: {e})") from None
+    cols = [str(c) for c in df.columns]
+    words = lambda c: set(re.findall(r"[a-z]+", c.lower()))
+    note = [c for c in cols if any(w.startswith(k) for w in words(c) for k in _NOTE_WORDS)]
+    pid = [c for c in cols if c not in note[:1] and words(c) & set(_ID_WORDS)]
+    pid.sort(key=lambda c: "id" not in words(c))  # "Patient ID" before "Patient age"
+    if not note or not pid:
+        raise ValueError(f"notes file {path}: cannot find the patient-id and note columns; columns found: {cols}. "
+                         "Expected one named like 'patient'/'id' and one like 'report'/'note'/'text'/'findings'")
+    df = df.rename(columns=dict(zip(df.columns, cols)))
+    notes = {}
+    for p, t in zip(df[pid[0]], df[note[0]]):
+        if pd.isna(p) or pd.isna(t) or not str(t).strip(): continue
+        k = _pid_key(p)
+        notes[k] = f"{notes[k]}\n{str(t).strip()}" if k in notes else str(t).strip()
+    return notes
+
+# %% ../nbs/01_data.ipynb #a2c8b342
+_FAKE_PHRASES = {"A": "no spinal canal stenosis", "BC": "moderate spinal canal stenosis", "D": "severe spinal canal stenosis"}
+
+def _fake_axial(size:int, grade:str|None, rng)->np.ndarray:
+    "A crude 12-bit axial slice: body, disc and a CSF-bright canal whose radius shrinks with the grade."
+    yy, xx = np.mgrid[:size, :size] / size
+    img = 300 + 500 * (((xx - .5) / .45) ** 2 + ((yy - .5) / .4) ** 2 < 1)
+    img = img + 700 * (((xx - .5) / .22) ** 2 + ((yy - .42) / .15) ** 2 < 1)
+    r = {"A": .09, "BC": .06, "D": .035, None: .08}[grade]
+    img = np.where(((xx - .5) ** 2 + (yy - .68) ** 2) < r ** 2, 2600, img)
+    return np.clip(img + rng.normal(0, 60, img.shape), 0, 4095).astype(np.uint16)
+
+def write_fake_mendeley(root, # folder to write the patient folders into (created)
+                        n_patients:int=4, # patients 0001, 0002, ...
+                        notes_path=None, # notes file (.csv or .xlsx); default root/"notes.csv"
+                        n_axial:int=15, # axial T2 slices per patient
+                        size:int=32, # image side in pixels
+                        levels:tuple=("L3-L4", "L4-L5", "L5-S1"), # levels the notes grade
+                        seed:int=0,
+                       )->pd.DataFrame: # truth: patient_id, level, grade, instance, file, note
+    "Write a tiny cohort in the Mendeley Lumbar Spine MRI layout (DICOM `.ima` + notes file)."
+    root, rng = Path(root), np.random.default_rng(seed)
+    notes_path = Path(notes_path) if notes_path is not None else root / "notes.csv"
+    rows, notes = [], []
+    for p in range(1, n_patients + 1):
+        pid = f"{p:04d}"
+        grades = {l: GRADES[rng.integers(3)] for l in levels}
+        note = " ".join(f"{l}: {_FAKE_PHRASES[g]}." for l, g in grades.items())
+        notes.append({"Patient ID": pid, "Radiologist Report": note})
+        d = root / pid / "L-SPINE"
+        for s, (desc, n, iop) in enumerate([("t1_tse_tra", 3, (1, 0, 0, 0, 1, 0)), ("t2_tse_sag_384", 3, (0, 1, 0, 0, 0, -1))]):
+            uid = generate_uid()
+            for i in range(n):
+                write_dicom_slice(d / f"{desc.upper()}_{s + 1:04d}" / f"{i + 1:04d}.ima", _fake_axial(size, None, rng), desc, i + 1,
+                                  position=(-110, -110, 60 - 4.4 * i), orientation=iop, series_uid=uid)
+        uid, picks = generate_uid(), pick_caudal_blocks(pid, list(range(1, n_axial + 1)), levels)
+        block = min(5, n_axial // 3)
+        for i in range(n_axial):
+            inst = i + 1
+            lvl = next((l for l, j in picks.items() if j == inst), None)
+            tilt = np.deg2rad(10) if i >= n_axial - block else 0.0
+            f = d / "T2_TSE_TRA_384_0003" / f"{inst:04d}.ima"
+            write_dicom_slice(f, _fake_axial(size, grades.get(lvl), rng), "t2_tse_tra_384", inst,
+                              position=(-110, -110, 60 - 4.4 * i), orientation=(1, 0, 0, 0, np.cos(tilt), np.sin(tilt)),
+                              series_uid=uid)
+            if lvl: rows.append(dict(patient_id=pid, level=lvl, grade=grades[lvl], instance=inst, file=str(f), note=note))
+    notes_path.parent.mkdir(parents=True, exist_ok=True)
+    nd = pd.DataFrame(notes)
+    nd.to_excel(notes_path, index=False) if notes_path.suffix.lower() == ".xlsx" else nd.to_csv(notes_path, index=False)
+    return pd.DataFrame(rows)
+
+# %% ../nbs/01_data.ipynb #ca992665
+def _axial_order(headers:list)->tuple:
+    "Sort (path, header) pairs cranial → caudal by position along the mean slice normal, else by InstanceNumber."
+    planes = [slice_plane(ds) for _, ds in headers]
+    inst = [int(ds.get("InstanceNumber") or 0) for _, ds in headers]
+    if all(p is not None for p in planes):
+        ns = np.array([p["normal"] for p in planes])
+        n = (ns * np.sign(ns @ ns[0])[:, None]).mean(0)
+        n = -n if n[2] < 0 else n  # point head-wards (+z in DICOM's LPS patient space)
+        pos = np.array([p["origin"] @ n for p in planes])
+        return [headers[i] for i in np.lexsort((inst, -pos))], "position"
+    return [headers[i] for i in np.argsort(inst, kind="stable")], "instance"
+
+def _group_series(files:list, skipped:list)->dict:
+    "Read headers of `files` and group them by series; unreadable files are recorded in `skipped`."
+    series = {}
+    for f in files:
+        try: ds = read_dicom_header(f)
+        except ValueError as e:
+            skipped.append(Skipped(str(f), f"unreadable DICOM: {e}"))
+            continue
+        key = ds.get("SeriesInstanceUID") or f"{ds.get('SeriesNumber', '')}|{ds.get('SeriesDescription', '')}"
+        series.setdefault(key, []).append((f, ds))
+    return series
+
+def load_mendeley(root, # folder with one sub-folder per patient (e.g. 0001/) of DICOM .ima files
+                  notes, # radiologists' notes file (CSV or XLSX), one note per patient
+                  levels:tuple=("L3-L4", "L4-L5", "L5-S1"), # disc levels to take from each patient
+                  series_pattern:str=r"t2.*tra", # regex (case-insensitive) on SeriesDescription for the axial T2 series
+                  slice_picker:Callable|str|Path|None=None, # None: `pick_caudal_blocks`; a callable or a CSV (see `slices_from_csv`)
+                  labeler:Callable|None=None, # (note, level) -> grade; default `lss_nbdev.reports.grade_from_report`
+                  extensions:tuple=(".ima", ".dcm"), # DICOM file extensions to read
+                  verbose:bool=True, # progress bar and summary line
+                 )->Cohort:
+    "Cases from the Mendeley Lumbar Spine MRI dataset: one axial T2 slice per patient and disc level, graded from the notes."
+    root = Path(root)
+    if not root.is_dir(): raise FileNotFoundError(f"Mendeley root {root} does not exist or is not a folder")
+    levels = tuple(normalise_level(l) for l in levels)
+    if labeler is None:
+        try: from lss_nbdev.reports import grade_from_report as labeler
+        except ImportError as e: raise ImportError(f"load_mendeley: no labeler given and lss_nbdev.reports.grade_from_report cannot be imported ({e})") from None
+    picker = slices_from_csv(slice_picker) if isinstance(slice_picker, (str, Path)) else slice_picker or pick_caudal_blocks
+    patients = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not patients: raise ValueError(f"Mendeley root {root}: no patient folders found")
+    note_of = read_notes(notes)
+    pattern, exts = re.compile(series_pattern, re.I), tuple(e.lower() for e in extensions)
+    cases, skipped = [], []
+    for pdir in tqdm(patients, desc="Mendeley patients", disable=not verbose):
+        pid = pdir.name
+        note = note_of.get(_pid_key(pid))
+        if note is None:
+            skipped.append(Skipped(str(pdir), f"no note: patient {pid} is not in {Path(notes).name}"))
+            continue
+        files = sorted(f for f in pdir.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+        if not files:
+            skipped.append(Skipped(str(pdir), f"no DICOM files: nothing with extension {extensions} under the patient folder"))
+            continue
+        series, axial = _group_series(files, skipped), []
+        for hs in series.values():
+            desc = str(hs[0][1].get("SeriesDescription", ""))
+            if pattern.search(desc): axial.append(hs)
+            else: skipped.append(Skipped(os.path.commonpath([str(f) for f, _ in hs]),
+                                         f"series not used: {desc!r} ({len(hs)} files) does not match {series_pattern!r}"))
+        if not axial:
+            skipped.append(Skipped(str(pdir), f"no axial T2 series: no SeriesDescription matches {series_pattern!r}"))
+            continue
+        axial.sort(key=lambda hs: (-len(hs), int(hs[0][1].get("SeriesNumber") or 0)))
+        for hs in axial[1:]:
+            skipped.append(Skipped(os.path.commonpath([str(f) for f, _ in hs]),
+                                   f"series not used: another axial T2 series ({len(hs)} files) than the longest one"))
+        ordered, order = _axial_order(axial[0])
+        instances = [int(ds.get("InstanceNumber") or i + 1) for i, (_, ds) in enumerate(ordered)]
+        picks = picker(pid, instances, levels)
+        for lvl in levels:
+            if lvl not in picks:
+                skipped.append(Skipped(str(pdir), f"no slice for level: {lvl} not picked by {getattr(picker, '__name__', picker)} ({len(instances)} axial slices)"))
+                continue
+            if picks[lvl] not in instances:
+                skipped.append(Skipped(str(pdir), f"no slice for level: {lvl} instance {picks[lvl]} is not in the axial series"))
+                continue
+            f, ds = ordered[instances.index(picks[lvl])]
+            try: grade = labeler(note, lvl)
+            except ValueError as e: grade, why = None, f"{e}"
+            else: why = "the note gives no grade for this level"
+            if grade is None:
+                skipped.append(Skipped(str(pdir), f"no grade: {lvl}: {why}"))
+                continue
+            try: raw, rescaled = read_dicom_pixels(f)
+            except ValueError as e:
+                skipped.append(Skipped(str(f), f"unreadable DICOM: {e}"))
+                continue
+            spacing = dicom_pixel_spacing(ds)
+            cases.append(Case(pid, lvl, raw, grade, report=note, pixel_spacing=spacing or (1.0, 1.0), source=str(f),
+                              meta=dict(dataset="mendeley", series=str(ds.get("SeriesDescription", "")), instance=picks[lvl],
+                                        n_axial=len(instances), order=order, slice_rule=getattr(picker, "__name__", str(picker)),
+                                        rescaled=rescaled, pixel_spacing_known=spacing is not None)))
+    have = {_pid_key(p.name) for p in patients}
+    skipped += [Skipped(str(notes), f"note without images: patient {k} has no folder in {root}") for k in note_of if k not in have]
+    return _finish("mendeley", cases, skipped, verbose)
+
+# %% ../nbs/01_data.ipynb #5ef039e1
+RSNA_GRADES = {"Normal/Mild": "A", "Moderate": "BC", "Severe": "D"}
+_RSNA_WORDS = {"A": "no significant", "BC": "moderate", "D": "severe"}
+
+def rsna_report(grades:dict, # {level: grade} of one study
+                condition:str="Spinal Canal Stenosis", # the RSNA condition
+               )->str: # one sentence per level, e.g. "L4-L5: moderate spinal canal stenosis."
+    "Report text synthesised from a study's RSNA labels."
+    return " ".join(f"{l}: {_RSNA_WORDS[g]} {condition.lower()}." for l, g in grades.items())
+
+def _rsna_tables(root:Path)->dict:
+    "The three RSNA CSV tables, checked for presence and columns."
+    need = {"train.csv": ["study_id"],
+            "train_label_coordinates.csv": ["study_id", "series_id", "instance_number", "condition", "level", "x", "y"],
+            "train_series_descriptions.csv": ["study_id", "series_id", "series_description"]}
+    out = {}
+    for name, cols in need.items():
+        f = root / name
+        if not f.exists(): raise FileNotFoundError(f"RSNA root {root}: {name} is missing")
+        df = pd.read_csv(f)
+        missing = [c for c in cols if c not in df.columns]
+        if missing: raise ValueError(f"{f}: missing columns {missing}; found {list(df.columns)}")
+        for c in ("study_id", "series_id"):
+            if c in df.columns: df[c] = df[c].astype(str)
+        out[name] = df
+    return out
+
+def _axial_slices(study_dir:Path, series_ids:list, skipped:list)->list:
+    "Header, geometry and instance number of every readable axial slice of a study."
+    out = []
+    for se in series_ids:
+        files = sorted((study_dir / se).glob("*.dcm"))
+        if not files: skipped.append(Skipped(str(study_dir / se), "no images: axial series folder missing or empty"))
+        for f in files:
+            try: ds = read_dicom_header(f)
+            except ValueError as e:
+                skipped.append(Skipped(str(f), f"unreadable DICOM: {e}"))
+                continue
+            pl = slice_plane(ds)
+            if pl is None:
+                skipped.append(Skipped(str(f), "no geometry: ImagePositionPatient/ImageOrientationPatient missing"))
+                continue
+            out.append(dict(file=f, series=se, instance=int(ds.get("InstanceNumber") or f.stem), plane=pl,
+                            spacing=dicom_pixel_spacing(ds)))
+    return out
+
+def _nearest_axial(P:np.ndarray, axial:list)->tuple:
+    "The axial slice whose plane is nearest to point P, its distance (mm) and P's (column, row) in it."
+    best = []
+    for a in axial:
+        pl, d = a["plane"], P - a["plane"]["origin"]
+        u, v = d @ pl["row"] / pl["spacing"][1], d @ pl["col"] / pl["spacing"][0]
+        inside = 0 <= u < pl["shape"][1] and 0 <= v < pl["shape"][0]
+        best.append((not inside, abs(d @ pl["normal"]), a, (float(u), float(v))))
+    _, dist, a, uv = min(best, key=lambda t: t[:2])
+    return a, float(dist), uv
+
+def load_rsna(root, # folder with train.csv, train_label_coordinates.csv, train_series_descriptions.csv, train_images/
+              levels:tuple=("L3-L4", "L4-L5", "L5-S1"), # disc levels to take from each study
+              condition:str="Spinal Canal Stenosis", # RSNA condition whose grade and point are used
+              axial_description:str="Axial T2", # series_description of the axial series
+              max_distance_mm:float=6.0, # farthest allowed labelled point - axial plane distance (unstated; about one slice spacing)
+              verbose:bool=True, # progress bar and summary line
+             )->Cohort:
+    "Cases from the RSNA 2024 lumbar spine layout: per study and level, the axial T2 slice nearest the labelled point."
+    root = Path(root)
+    if not root.is_dir(): raise FileNotFoundError(f"RSNA root {root} does not exist or is not a folder")
+    levels = tuple(normalise_level(l) for l in levels)
+    t = _rsna_tables(root)
+    train, coords, descs = t["train.csv"], t["train_label_coordinates.csv"], t["train_series_descriptions.csv"]
+    images = root / "train_images"
+    if not images.is_dir(): raise FileNotFoundError(f"RSNA root {root}: train_images/ is missing")
+    study_dirs = {p.name: p for p in sorted(images.iterdir()) if p.is_dir()}
+    if not study_dirs: raise ValueError(f"{images}: no study folders found")
+    prefix = condition.lower().replace(" ", "_")
+    gcol = {l: f"{prefix}_{l.lower().replace('-', '_')}" for l in LEVELS}
+    missing = [gcol[l] for l in levels if gcol[l] not in train.columns]
+    if missing: raise ValueError(f"{root / 'train.csv'}: missing grade columns {missing}")
+    for l, c in gcol.items():
+        bad = set(train[c].dropna()) - set(RSNA_GRADES) if c in train.columns else set()
+        if bad: raise ValueError(f"{root / 'train.csv'}: column {c} has unknown value(s) {sorted(bad)}; expected {list(RSNA_GRADES)}")
+    coords = coords[coords.condition.str.lower() == condition.lower()]
+    try: lv = coords.level.map(normalise_level)
+    except ValueError as e: raise ValueError(f"{root / 'train_label_coordinates.csv'}: {e}") from None
+    points = {k: g.to_dict("records") for k, g in coords.groupby([coords.study_id, lv])}
+    desc = {(r.study_id, r.series_id): str(r.series_description) for r in descs.itertuples()}
+    labelled = set(train.study_id)
+    skipped = [Skipped(str(p), "no labels: study not in train.csv") for s, p in study_dirs.items() if s not in labelled]
+    cases = []
+    for row in tqdm(train.to_dict("records"), desc="RSNA studies", disable=not verbose):
+        sid = row["study_id"]
+        sdir = study_dirs.get(sid)
+        if sdir is None:
+            skipped.append(Skipped(str(images / sid), "no images: study folder missing"))
+            continue
+        grades = {l: RSNA_GRADES[row[c]] for l, c in gcol.items() if c in row and pd.notna(row[c])}
+        report = rsna_report(grades, condition)
+        axial_ids = sorted(se for (st, se), d in desc.items() if st == sid and d.lower() == axial_description.lower())
+        used = {p["series_id"] for l in levels for p in points.get((sid, l), [])} | set(axial_ids)
+        skipped += [Skipped(str(sdir / se), f"series not used: {d!r}") for (st, se), d in desc.items()
+                    if st == sid and se not in used and (sdir / se).exists()]
+        axial = None
+        for lvl in levels:
+            if lvl not in grades:
+                skipped.append(Skipped(str(sdir), f"no label: {lvl} has no {condition} grade in train.csv"))
+                continue
+            pts = points.get((sid, lvl), [])
+            if not pts:
+                skipped.append(Skipped(str(sdir), f"no label: {lvl} has no {condition} point in train_label_coordinates.csv"))
+                continue
+            if axial is None: axial = _axial_slices(sdir, axial_ids, skipped)
+            if not axial:
+                skipped.append(Skipped(str(sdir), f"no axial T2 series: {lvl}: no readable {axial_description!r} slice"))
+                continue
+            direct = [p for p in pts if p["series_id"] in axial_ids]
+            if direct:
+                p = direct[0]
+                hit = [a for a in axial if a["series"] == p["series_id"] and a["instance"] == int(p["instance_number"])]
+                if not hit:
+                    skipped.append(Skipped(str(sdir / p["series_id"]), f"no slice for level: {lvl}: labelled instance {p['instance_number']} not found"))
+                    continue
+                a, dist, uv = hit[0], 0.0, (float(p["x"]), float(p["y"]))
+            else:
+                p = pts[0]
+                f = sdir / p["series_id"] / f"{int(p['instance_number'])}.dcm"
+                try: pl = slice_plane(read_dicom_header(f))
+                except ValueError as e:
+                    skipped.append(Skipped(str(f), f"unreadable DICOM: {e}"))
+                    continue
+                if pl is None:
+                    skipped.append(Skipped(str(f), "no geometry: the labelled slice lacks ImagePositionPatient/ImageOrientationPatient"))
+                    continue
+                P = pl["origin"] + p["x"] * pl["spacing"][1] * pl["row"] + p["y"] * pl["spacing"][0] * pl["col"]
+                a, dist, uv = _nearest_axial(P, axial)
+                if dist > max_distance_mm:
+                    skipped.append(Skipped(str(sdir), f"too far: {lvl} point is {dist:.1f} mm from the nearest axial plane (> {max_distance_mm} mm)"))
+                    continue
+            try: raw, rescaled = read_dicom_pixels(a["file"])
+            except ValueError as e:
+                skipped.append(Skipped(str(a["file"]), f"unreadable DICOM: {e}"))
+                continue
+            cases.append(Case(sid, lvl, raw, grades[lvl], report=report, pixel_spacing=a["spacing"] or (1.0, 1.0), source=str(a["file"]),
+                              meta=dict(dataset="rsna", study_id=sid, series_id=a["series"], instance=a["instance"],
+                                        rsna_label=row[gcol[lvl]], label_series=desc.get((sid, p["series_id"]), ""),
+                                        plane_distance_mm=round(dist, 3), canal_xy=tuple(round(c, 2) for c in uv),
+                                        report_source="synthesised from the RSNA labels", rescaled=rescaled,
+                                        pixel_spacing_known=a["spacing"] is not None)))
+    return _finish("rsna", cases, skipped, verbose)
+
+# %% ../nbs/01_data.ipynb #866ce0cb
+_FOLDER_COLUMNS = ("path", "patient_id", "grade", "report")
+
+def read_image_file(path, # PNG/JPEG/TIFF (any OpenCV format) or DICOM
+                   )->tuple: # (H×W grey array, header or None)
+    "Grey intensities of an image file at its stored bit depth; DICOM by content, else OpenCV."
+    path = Path(path)
+    if is_dicom(path): return read_dicom_pixels(path)[0], read_dicom_header(path)
+    a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if a is None: raise ValueError(f"{path}: unreadable image (neither DICOM nor a format OpenCV reads)")
+    if a.ndim == 3 and a.shape[2] == 1: a = a[..., 0]
+    elif a.ndim == 3: a = cv2.cvtColor(a, cv2.COLOR_BGRA2GRAY if a.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+    return a, None
+
+def _parse_spacing(value, where:str)->tuple|None:
+    "Pixel spacing from a CSV cell: '' → None, '0.7' → (0.7, 0.7), '0.6,0.7' → (0.6, 0.7)."
+    nums = [float(x) for x in re.findall(r"\d+(?:\.\d*)?(?:e-?\d+)?", str(value))]
+    if not str(value).strip(): return None
+    if len(nums) not in (1, 2) or min(nums) <= 0: raise ValueError(f"{where}: pixel_spacing {value!r} is not one or two positive numbers")
+    return (nums[0], nums[-1])
+
+def load_folder(csv_path, # CSV with columns path, patient_id, grade, report (+ level, pixel_spacing, mask_path)
+                verbose:bool=True, # progress bar and summary line
+               )->Cohort:
+    "Cases from image files (PNG or DICOM) listed in a CSV."
+    csv_path = Path(csv_path)
+    if not csv_path.exists(): raise FileNotFoundError(f"folder CSV {csv_path} does not exist")
+    df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    missing = [c for c in _FOLDER_COLUMNS if c not in df.columns]
+    if missing: raise ValueError(f"folder CSV {csv_path}: missing columns {missing}; found {list(df.columns)}")
+    if df.empty: raise ValueError(f"folder CSV {csv_path}: no rows")
+    grades = []
+    for i, g in enumerate(df.grade):
+        try: grades.append(parse_grade(g))
+        except ValueError as e: raise ValueError(f"folder CSV {csv_path}, line {i + 2}: {e}") from None
+    cases, skipped = [], []
+    for i, r in enumerate(tqdm(df.to_dict("records"), desc="folder images", disable=not verbose)):
+        where = f"{csv_path.name} line {i + 2}"
+        path = csv_path.parent / r["path"]
+        spacing = _parse_spacing(r.get("pixel_spacing", ""), f"folder CSV {csv_path}, line {i + 2}")
+        try: level = normalise_level(r["level"]) if r.get("level", "") else path.stem
+        except ValueError as e: raise ValueError(f"folder CSV {csv_path}, line {i + 2}: {e}") from None
+        try:
+            if not path.is_file(): raise ValueError(f"file not found: {where}: {path}")
+            raw, hd = read_image_file(path)
+            mask = None
+            if r.get("mask_path", ""):
+                mpath = csv_path.parent / r["mask_path"]
+                if not mpath.is_file(): raise ValueError(f"file not found: {where}: mask {mpath}")
+                mask = read_image_file(mpath)[0] > 0
+        except ValueError as e:
+            skipped.append(Skipped(str(path), str(e) if str(e).startswith("file not found") else f"unreadable: {where}: {e}"))
+            continue
+        spacing = spacing or (dicom_pixel_spacing(hd) if hd is not None else None)
+        try: cases.append(Case(str(r["patient_id"]), level, raw, grades[i], report=r["report"], pixel_spacing=spacing or (1.0, 1.0),
+                               mask=mask, source=str(path), meta=dict(dataset="folder", line=i + 2, pixel_spacing_known=spacing is not None)))
+        except ValueError as e: skipped.append(Skipped(str(path), f"invalid case: {where}: {e}"))
+    return _finish(f"folder:{csv_path.name}", cases, skipped, verbose)
