@@ -529,11 +529,13 @@ def get_backbone(name:str, # "tiny", "biomedclip", "smolvlm" or "llava-med"
 
 def backbone_from_config(model_cfg, # `StudyConfig.model`
                         )->Backbone:
-    "The backbone a `ModelConfig` asks for; with `qlora` it also gets its LoRA adapters."
+    "The backbone a `ModelConfig` asks for: LoRA adapters with `lora` or `qlora`, text tower frozen with `freeze_text`."
     kw = dict(patch_size=model_cfg.patch_size) if model_cfg.backbone == "tiny" and model_cfg.pretrained is None else {}
     bb = get_backbone(model_cfg.backbone, model_cfg.pretrained, qlora=model_cfg.qlora,
                       image_size=model_cfg.image_size, **kw)
-    return add_lora(bb, model_cfg.lora_rank, model_cfg.lora_alpha) if model_cfg.qlora else bb
+    if model_cfg.lora or model_cfg.qlora: bb = add_lora(bb, model_cfg.lora_rank, model_cfg.lora_alpha)
+    if model_cfg.freeze_text: bb.text_tower.requires_grad_(False)
+    return bb
 
 # %% ../nbs/07_backbones.ipynb #b7fdf965
 LORA_TARGETS = {  # attention projections of both towers, by module name suffix

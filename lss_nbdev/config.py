@@ -22,6 +22,13 @@ class DataConfig:
     levels: tuple = ("L3-L4", "L4-L5", "L5-S1")  # disc levels per patient (the lower three)
     split_fractions: tuple = (0.7, 0.15, 0.15)  # train, val, test, by patient
     seed: int = 0
+    grade_mix: dict | None = None  # phantom only: grade -> fraction; None = 55/30/15 % (A/B&C/D)
+    label_noise: float = 0.04  # phantom only: share of labels flipped to a neighbouring grade
+    grade_rho: float = 0.5  # phantom only: correlation of one patient's grades across levels
+    notes: str | None = None  # Mendeley only: the radiologists' notes file (CSV or XLSX)
+    series_pattern: str = "t2.*tra"  # Mendeley only: regex on SeriesDescription for the axial T2 series
+    slice_csv: str | None = None  # Mendeley only: CSV of patient,level,instance overriding the slice rule
+    rsna_max_distance_mm: float = 6.0  # RSNA only: farthest a labelled point may lie from the chosen axial slice
 
 @dataclass
 class DenoiseConfig:
@@ -59,9 +66,13 @@ class ModelConfig:
     n_heads: int = 8
     d_shared: int = 256  # projection dimension of text and patches (unstated)
     attention: str = "text_to_patch"  # or "patch_to_text", "global_pool" (ablation)
+    text_tokens: str = "pooled"  # "pooled": one query per prompt; "tokens": every prompt token
+    decoder_channels: int | None = None  # first decoder stage; None = d_shared
+    freeze_text: bool = True  # the text tower encodes a fixed prompt set; frozen, its embeddings are cached
+    lora: bool = False  # LoRA adapters on the backbone (its base weights then frozen)
     lora_rank: int = 8  # unstated
     lora_alpha: int = 16  # unstated
-    qlora: bool = False  # 4-bit bitsandbytes; CUDA only
+    qlora: bool = False  # 4-bit bitsandbytes + LoRA; CUDA only
 
 @dataclass
 class LossConfig:
@@ -75,6 +86,7 @@ class LossConfig:
     gamma: float = 0.75  # focal exponent of eq. 9 (unstated; Abraham & Khan's 1/γ = 0.75)
     eps: float = 1e-6  # ε of eq. 6 and 8
     cls_weight: float = 1.0  # weight of the grade cross-entropy in the joint loss (unstated)
+    anti_windup: str = "conditional"  # PID integral handling (unstated): see 09_pid_tversky
 
 @dataclass
 class TrainConfig:
@@ -109,6 +121,8 @@ class EvalConfig:
     n_bootstrap: int = 2000
     ci: float = 0.95
     seed: int = 0
+    calibration_bins: int = 10  # reliability diagram and ECE
+    mcnemar_exact: bool | None = None  # None: exact binomial when discordant pairs < 25, else chi-square
 
 # %% ../nbs/00_config.ipynb #56ce1a47
 _SECTIONS = dict(data=DataConfig, denoise=DenoiseConfig, augment=AugmentConfig, pseudomask=PseudoMaskConfig,
@@ -206,8 +220,8 @@ PROFILES = {
                              qlora=False)),
     "quick": dict(profile_name="quick", device="cpu",
                   data=dict(n_patients=60),
-                  model=dict(d_shared=64),
-                  train=dict(max_epochs=8, patience=3, batch_size=8),
+                  model=dict(d_shared=64, image_size=112, patch_size=8),
+                  train=dict(max_epochs=8, patience=3, batch_size=8, lr_encoder=1e-3),
                   arrg=dict(epochs=15),
                   eval=dict(n_bootstrap=500)),
 }
