@@ -61,6 +61,8 @@ class ModelConfig:
     "Backbone, spatial patch cross-attention and decoder (paper §3.3-3.4)."
     backbone: str = "tiny"  # "tiny", "biomedclip", "smolvlm" or "llava-med"
     pretrained: str | None = None  # hub id or local directory; None = tiny random config
+    compare: tuple = ("biomedclip", "smolvlm", "llava-med")  # backbone families the study also trains
+    compare_pretrained: str | None = None  # weights of those: None = tiny random configs, "default" = hub ids
     image_size: int = 224
     patch_size: int = 16  # 224 / 16 = 14 × 14 = 196 patches
     n_heads: int = 8
@@ -217,7 +219,7 @@ PROFILES = {
                   data=dict(n_patients=515),
                   model=dict(backbone="biomedclip",
                              pretrained="hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
-                             qlora=False)),
+                             compare_pretrained="default", lora=True)),
     "quick": dict(profile_name="quick", device="cpu",
                   data=dict(n_patients=60),
                   model=dict(d_shared=64, image_size=112, patch_size=8),
