@@ -103,7 +103,7 @@ def run_epoch(model, data:TensorSet, seg_loss, cfg:StudyConfig, optimizer=None, 
             tot["tp"] += float((p & (y > 0.5)).sum()); tot["fp"] += float((p & (y < 0.5)).sum())
             tot["fn"] += float((~p & (y > 0.5)).sum())
         k = len(b); tot["n"] += k
-        for name, v in (("loss", loss), ("seg", seg), ("cls", cls)): tot[name] += float(v) * k
+        for name, v in (("loss", loss), ("seg", seg), ("cls", cls)): tot[name] += v.item() * k
     for name in ("loss", "seg", "cls"): tot[name] /= max(tot["n"], 1)
     return tot
 
