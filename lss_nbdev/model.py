@@ -117,7 +117,8 @@ class LSSNet(nn.Module):
         self.attention = SpatialPatchCrossAttention(backbone.d_vis, m.d_shared, m.n_heads, d_attn=m.d_shared, direction=m.attention)
         self.decoder = MaskDecoder(backbone.d_vis, n_up=max(1, round(math.log2(backbone.patch_size))),
                                    channels=decoder_channels or m.d_shared)
-        self.grade_head = nn.Sequential(nn.LayerNorm(backbone.d_vis), nn.Linear(backbone.d_vis, len(GRADES)))
+        self.grade_head = nn.Sequential(nn.LayerNorm(2 * backbone.d_vis), nn.Linear(2 * backbone.d_vis, len(GRADES)))
+        self.area_head = nn.Linear(1, len(GRADES))  # reads log of the predicted mask's soft affected area
 
     def encode_prompts(self) -> tuple:
         "The prompt set as text tokens 1×T×d_shared and their mask 1×T."
@@ -134,8 +135,13 @@ class LSSNet(nn.Module):
         B = tokens.shape[0]
         attended, rel = self.attention(tokens, text.expand(B, -1, -1).to(tokens.dtype), mask.expand(B, -1))
         grid = attended.transpose(1, 2).reshape(B, -1, h, w)
-        return dict(mask_logits=self.decoder(grid, pixels.shape[-2:]), grade_logits=self.grade_head(attended.mean(1)),
-                    relevance=rel, grid=(h, w))
+        mask_logits = self.decoder(grid, pixels.shape[-2:])
+        p = torch.sigmoid(mask_logits.detach().float())  # detached: the grade loss does not bend the mask
+        weight = F.adaptive_avg_pool2d(p, (h, w)).flatten(1).to(attended.dtype)  # B×N share of each patch under the mask
+        under_mask = (attended * weight[..., None]).sum(1) / (weight.sum(1, keepdim=True) + 1e-6)
+        log_area = torch.log(p.mean((1, 2, 3)) + 1e-4)[:, None].to(attended.dtype)
+        grade_logits = self.grade_head(torch.cat([attended.mean(1), under_mask], -1)) + self.area_head(log_area)
+        return dict(mask_logits=mask_logits, grade_logits=grade_logits, relevance=rel, grid=(h, w))
 
 # %% ../nbs/08_cross_attention.ipynb #04207e1f
 def param_groups(model:LSSNet, # the network
