@@ -32,11 +32,12 @@ def test_bad_arguments_say_what_is_wrong(tmp_path, args, message):
 def test_pipeline_end_to_end_writes_tables_and_resumes(tmp_path):
     "Cohort → preprocessing → two models → statistics on a very small phantom; a second run reads the caches."
     args = ["run", "--out", str(tmp_path/"run"), "--set", "data.n_patients=9", "--set", "train.max_epochs=1",
-            "--set", "model.compare=[]", "--set", "eval.n_bootstrap=50", "--stages", "cohort,preprocess,train,statistics"]
+            "--set", "model.compare=[]", "--set", "eval.n_bootstrap=50", "--stages", "cohort,preprocess,train,statistics,explain"]
     r = lss_study(*args)
     assert r.returncode == 0, r.stderr[-3000:]
     tables = tmp_path/"run/tables"
-    for f in ["cohort", "preprocessing_pseudomask", "classification", "segmentation", "segmentation_by_grade", "statistics"]:
+    for f in ["cohort", "preprocessing_pseudomask", "classification", "segmentation", "segmentation_by_grade", "statistics",
+              "calibration", "evidence", "failure_cases"]:
         assert (tables/f"{f}.csv").exists() and (tables/f"{f}.md").exists(), f
     stats = pd.read_csv(tables/"statistics.csv")
     assert {t.split()[0] for t in stats.test} == {"McNemar", "Wilcoxon"}, stats.test.tolist()
