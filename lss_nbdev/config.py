@@ -103,6 +103,7 @@ class TrainConfig:
     seg_target: str = "pseudo"  # "pseudo" (the paper's) or "anatomical" (phantom truth)
     bf16: bool = True  # autocast on CUDA only
     seeds: tuple = (0, 1, 2)  # for the ablation
+    ablation_epochs: int | None = None  # epochs of each ablation run; None = max_epochs
 
 @dataclass
 class ARRGConfig:
@@ -221,9 +222,9 @@ PROFILES = {
                              pretrained="hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
                              compare_pretrained="default", lora=True)),
     "quick": dict(profile_name="quick", device="cpu",
-                  data=dict(n_patients=60),
+                  data=dict(n_patients=48),
                   model=dict(d_shared=64, image_size=112, patch_size=8),
-                  train=dict(max_epochs=8, patience=3, batch_size=8, lr_encoder=1e-3),
+                  train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=6),
                   arrg=dict(epochs=15),
                   eval=dict(n_bootstrap=500)),
 }
