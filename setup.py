@@ -21,7 +21,6 @@ setuptools.setup(
     license='Apache Software License 2.0',
     url=cfg['git_url'],
     classifiers=['Development Status :: 3 - Alpha', 'Intended Audience :: Science/Research',
-                 'License :: OSI Approved :: Apache Software License',
                  'Programming Language :: Python :: 3 :: Only'],
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
