@@ -37,7 +37,7 @@ def test_pipeline_end_to_end_writes_tables_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     tables = tmp_path/"run/tables"
     for f in ["cohort", "preprocessing_pseudomask", "classification", "segmentation", "segmentation_by_grade", "statistics",
-              "calibration", "evidence", "failure_cases"]:
+              "calibration", "evidence", "failure_cases", "stability"]:
         assert (tables/f"{f}.csv").exists() and (tables/f"{f}.md").exists(), f
     stats = pd.read_csv(tables/"statistics.csv")
     assert {t.split()[0] for t in stats.test} == {"McNemar", "Wilcoxon"}, stats.test.tolist()
