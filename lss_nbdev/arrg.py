@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .data import GRADES, GRADE_NAMES, LEVELS, Skipped
 from .reports import canonical_level, grade_from_report
+from .pseudomask import affected_area as pseudo_affected_area, template_grade
 
 # %% auto #0
 __all__ = ['SEVERITY_PHRASES', 'SPECIALS', 'PAD', 'BOS', 'EOS', 'UNK', 'NUM', 'LEVEL', 'VLM_FAMILIES', 'affected_area',
@@ -36,9 +37,9 @@ def affected_area(mask_probs, # H×W predicted mask probabilities (or a binary m
     y = y.astype(np.float64)
     if not np.isfinite(y).all(): raise ValueError(f"{name} contains {int((~np.isfinite(y)).sum())} NaN or infinite values")
     if y.min() < 0 or y.max() > 1: raise ValueError(f"{name} values must lie in [0, 1], found [{y.min():.4g}, {y.max():.4g}]")
-    on = int((y > 0.5).sum())
-    if on == y.size: raise ValueError(f"{name} has every pixel > 0.5: a failed upstream prediction, not a finding")
-    return 100.0 * on / y.size
+    area = pseudo_affected_area(y)
+    if area == 100: raise ValueError(f"{name} has every pixel > 0.5: a failed upstream prediction, not a finding")
+    return area
 
 def grade_from_area(pct:float, # affected area in percent
                     thresholds=(10, 25), # (t1, t2): A if pct < t1, B&C if t1 <= pct <= t2, D if pct > t2
@@ -47,7 +48,7 @@ def grade_from_area(pct:float, # affected area in percent
     t1, t2 = (float(t) for t in thresholds)
     if not 0 <= t1 < t2 <= 100: raise ValueError(f"thresholds must satisfy 0 <= t1 < t2 <= 100, found {tuple(thresholds)}")
     if pct is None or not np.isfinite(pct) or not 0 <= pct <= 100: raise ValueError(f"pct must be a percentage in [0, 100], found {pct!r}")
-    return "A" if pct < t1 else "BC" if pct <= t2 else "D"
+    return template_grade(pct, (t1, t2))
 
 # %% ../nbs/11_arrg.ipynb #6a74ef23
 SEVERITY_PHRASES = {"A": "No significant spinal canal stenosis", "BC": "Mild to moderate spinal canal stenosis",
