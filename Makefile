@@ -34,7 +34,7 @@ export: install
 
 # README.md is generated from nbs/index.ipynb (nbdev_readme needs quarto, which cannot be installed offline)
 readme: install
-	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/index.ipynb 2>/dev/null > README.md
+	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/index.ipynb 2>/dev/null | sed 's|](images/|](nbs/images/|g' > README.md
 
 bench: install
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

@@ -7,6 +7,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_readme_matches_index():
     md = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "markdown", "--stdout",
                          str(ROOT/"nbs/index.ipynb")], capture_output=True, text=True, check=True).stdout
+    md = md.replace("](images/", "](nbs/images/")  # images live beside the notebook
     assert (ROOT/"README.md").read_text() == md, "README.md is stale: run `make readme`"
 
 def test_readme_starts_with_the_two_commands():
