@@ -222,7 +222,7 @@ PROFILES = {
                              pretrained="hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
                              compare_pretrained="default", lora=True)),
     "quick": dict(profile_name="quick", device="cpu",
-                  data=dict(n_patients=48),
+                  data=dict(n_patients=72),
                   model=dict(d_shared=64, image_size=112, patch_size=8),
                   train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=6),
                   arrg=dict(epochs=15),
