@@ -171,12 +171,11 @@ def _as_rows(x, name:str, n=None)->list:
 def _fmt(x, f="{:.3f}"): return "n/a" if x is None or not np.isfinite(x) else f.format(x)
 
 def _window(shape, *masks, zoom=None)->tuple:
-    "(r0, c0, r1, c1) display window: a 2·zoom square centred on the masks' union (the image centre if empty)."
+    "(r0, c0, r1, c1) display window: a 2·zoom square centred on the first non-empty mask (the image centre if none)."
     H, W = shape
     if zoom is None: return 0, 0, H, W
-    u = np.zeros(shape, bool)
-    for m in masks: u |= np.asarray(m, bool)
-    cy, cx = (np.argwhere(u).mean(0).round().astype(int) if u.any() else (H // 2, W // 2))
+    u = next((np.asarray(m, bool) for m in masks if np.asarray(m, bool).any()), None)  # scattered FPs must not move the view
+    cy, cx = (np.argwhere(u).mean(0).round().astype(int) if u is not None else (H // 2, W // 2))
     r0, c0 = (int(np.clip(c - zoom, 0, max(n - 2 * zoom, 0))) for c, n in ((cy, H), (cx, W)))
     return r0, c0, min(r0 + 2 * zoom, H), min(c0 + 2 * zoom, W)
 
@@ -191,7 +190,7 @@ def overlay_figure(image, # H×W grey image, or a list of them (one row each)
                    path=None, # write a PNG here
                    title="", # row label (str), or one per row
                    threshold:float=0.5, # pixels with p > threshold are predicted
-                   zoom:int|None=None, # show a 2·zoom px window around target ∪ prediction; None: the whole slice
+                   zoom:int|None=None, # show a 2·zoom px window around the target (the prediction if the target is empty); None: the whole slice
                   ): # the matplotlib Figure
     "Figure-4 rows: image; ground truth with coverage; prediction with coverage and confidence; TP/FN/FP overlay with Dice and IoU."
     images = _as_rows(image, "image")
@@ -344,7 +343,7 @@ def evidence_figure(image, # H×W grey image
     "Relevance heatmap with the top patches and mask outlines, beside the evidence in words."
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw=dict(width_ratios=[1, 1.3]))
     m = _prob_map(pred_probs, "pred_probs") > record["threshold"]
-    _show(a, _grey_rgb(image) if heatmap is None else heatmap_overlay(image, heatmap), _window(m.shape, m, *([] if target is None else [target]), zoom=zoom))
+    _show(a, _grey_rgb(image) if heatmap is None else heatmap_overlay(image, heatmap), _window(m.shape, *([] if target is None else [target]), m, zoom=zoom))
     a.contour(m, levels=[0.5], colors=[OVERLAY_COLOURS["pred"]], linewidths=1)
     if target is not None: a.contour(np.asarray(target, bool), levels=[0.5], colors=[OVERLAY_COLOURS["target"]], linewidths=1)
     for t in (record["relevance"] or {}).get("top_patches", [])[:top]:
