@@ -46,3 +46,16 @@ def test_pipeline_end_to_end_writes_tables_and_resumes(tmp_path):
     r = lss_study(*args)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tables/"segmentation.csv").read_text() == before
+
+def test_mendeley_layout_through_the_cli(tmp_path):
+    "A cohort in the Mendeley layout runs through cohort and preprocessing; without --notes the error says so."
+    from lss_nbdev.data import write_fake_mendeley
+    truth = write_fake_mendeley(tmp_path/"mendeley", n_patients=6)
+    r = lss_study("run", "--data", f"mendeley:{tmp_path/'mendeley'}", "--notes", str(tmp_path/"mendeley/notes.csv"),
+                  "--out", str(tmp_path/"run"), "--stages", "cohort,preprocess")
+    assert r.returncode == 0, r.stderr[-3000:]
+    tab = pd.read_csv(tmp_path/"run/tables/cohort.csv")
+    assert tab[tab.grade == "all"].slices.sum() == len(truth)
+    assert (tmp_path/"run/tables/preprocessing_pseudomask.csv").exists()
+    r = lss_study("run", "--data", f"mendeley:{tmp_path/'mendeley'}", "--out", str(tmp_path/"run2"))
+    assert r.returncode == 2 and "needs --notes" in r.stderr
