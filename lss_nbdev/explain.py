@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from .data import GRADES, GRADE_NAMES, normalise_image
 from .metrics import confusion_counts, dice, iou, expected_calibration_error
 from .augment import draw_augmentation, apply_augmentation, augmentation_matrix
+from .pseudomask import affected_area
 
 # %% auto #0
 __all__ = ['OVERLAY_COLOURS', 'patch_relevance', 'relevance_heatmap', 'patch_box', 'overlay_stats', 'overlay_rgb',
@@ -287,7 +288,7 @@ def evidence_record(case, # a `Case` (uses case_id, patient_id, level, grade, ma
                pred_grade=pg, pred_grade_name=GRADE_NAMES[pg], confidence=float(g.max()), correct=pg == case.grade,
                grade_probs={gr: float(v) for gr, v in zip(GRADES, g)}, margin=float(srt[0] - srt[1]),
                entropy=_entropy(g) / math.log(len(g)), threshold=float(threshold),
-               affected_area_pct=100 * float(m.mean()), pred_px=int(m.sum()),
+               affected_area_pct=affected_area(p, threshold), pred_px=int(m.sum()),
                mean_conf=float(conf.mean()) if conf.size else None, max_conf=float(conf.max()) if conf.size else None,
                uncertain_px=int(((p > 0.25) & (p < 0.75)).sum()),
                spacing_mm=list(sp) if sp else None, pred_area_mm2=float(m.sum() * sp[0] * sp[1]) if sp else None,

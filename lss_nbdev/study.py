@@ -15,10 +15,10 @@ from .data import Cohort, GRADES, GRADE_NAMES, split_by_patient
 # %% auto #0
 __all__ = ['DATA_KINDS', 'ABLATION_LOSSES', 'PID_GAIN_VARIANTS', 'STAGES', 'parse_data_spec', 'load_cohort', 'StageCache',
            'write_table', 'cohort_table', 'plot_cohort_examples', 'Run', 'stage_cohort', 'stage_preprocess',
-           'plot_pseudomask_overlays', 'resolve_device', 'model_variants', 'checkpoint_dir', 'load_trained',
-           'train_and_predict', 'evaluate_model', 'stage_train', 'write_evaluation_tables', 'plot_training_curves',
-           'stage_ablation', 'plot_pid_trajectories', 'stage_statistics', 'stage_explain', 'stage_arrg', 'write_report',
-           'run_study', 'build_config', 'main', 'cli']
+           'plot_pseudomask_overlays', 'resolve_device', 'model_variants', 'model_key', 'checkpoint_dir',
+           'load_trained', 'train_and_predict', 'evaluate_model', 'stage_train', 'write_evaluation_tables',
+           'plot_training_curves', 'stage_ablation', 'plot_pid_trajectories', 'stage_statistics', 'stage_explain',
+           'stage_arrg', 'write_report', 'run_study', 'build_config', 'main', 'cli']
 
 # %% ../nbs/15_study.ipynb #a857b776
 DATA_KINDS = ("phantom", "mendeley", "rsna", "folder")
@@ -216,9 +216,13 @@ def model_variants(cfg:StudyConfig, has_anatomy:bool) -> dict:
 
 def _slug(name:str) -> str: return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
 
+def model_key(name:str, cfg:StudyConfig) -> str:
+    "A trained model's key, for its cached predictions and its checkpoint folder: its name and its whole config."
+    return f"{_slug(name)}-{cfg.hash()}"
+
 def checkpoint_dir(run:Run, name:str, cfg:StudyConfig) -> Path:
-    "Where a model's checkpoints and training log live: keyed by its name and its whole config."
-    return run.out/"checkpoints"/f"{_slug(name)}-{cfg.hash()}"
+    "Where a model's checkpoints and training log live."
+    return run.out/"checkpoints"/model_key(name, cfg)
 
 def load_trained(run:Run, name:str):
     "A trained model of this run, rebuilt from its best checkpoint, in eval mode."
@@ -236,9 +240,8 @@ def train_and_predict(run:Run, name:str, cfg:StudyConfig) -> dict:
     sp, pseudo = run.results["splits"], run.results["pseudo"]
     model = build_model(cfg)
     tensors = {s: to_tensors(sp[s], model.backbone, cfg.train.seg_target, pseudo) for s in ("train", "val", "test")}
-    log = fit(model, tensors["train"], tensors["val"], cfg, checkpoint_dir(run, name, cfg),
-              device=resolve_device(cfg), progress=True)
     device = resolve_device(cfg)
+    log = fit(model, tensors["train"], tensors["val"], cfg, checkpoint_dir(run, name, cfg), device=device, progress=True)
     pr = predict(model, tensors["test"], device=device, bf16=cfg.train.bf16)
     val = predict(model, tensors["val"], device=device, bf16=cfg.train.bf16)
     probs = [cv2.resize(p, c.raw.shape[::-1], interpolation=cv2.INTER_LINEAR) for p, c in zip(pr["mask_probs"], sp["test"])]
@@ -265,7 +268,7 @@ def stage_train(run:Run):
     variants = model_variants(cfg, has_anatomy)
     preds, evals = {}, {}
     for name, vcfg in tqdm(variants.items(), desc="models", unit="model"):
-        preds[name] = run.cache("predictions", f"{_slug(name)}-{vcfg.hash()}", train_and_predict, run, name, vcfg)
+        preds[name] = run.cache("predictions", model_key(name, vcfg), train_and_predict, run, name, vcfg)
         evals[name] = evaluate_model(run, name, preds[name])
     run.results.update(predictions=preds, evaluations=evals, variants=variants)
     write_evaluation_tables(run, evals)
@@ -330,7 +333,7 @@ def stage_ablation(run:Run):
     jobs += [(f"pid_tversky · {g}", cfg.replace(**{"loss.name": "pid_tversky", **{f"loss.{k}": v for k, v in gains.items()}}),
               "pid_tversky", g) for g, gains in PID_GAIN_VARIANTS.items()]
     for name, vcfg, loss, seed in tqdm(jobs, desc="ablation", unit="run"):
-        pred = run.cache("predictions", f"ablation-{_slug(name)}-{vcfg.hash()}", train_and_predict, run, f"ablation {name}", vcfg)
+        pred = run.cache("predictions", model_key(f"ablation {name}", vcfg), train_and_predict, run, f"ablation {name}", vcfg)
         if loss == "pid_tversky": pid_logs[name] = pred["log"]
         if isinstance(seed, str): continue
         ev = evaluate_model(run, name, pred)
