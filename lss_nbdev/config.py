@@ -4,8 +4,8 @@
 
 # %% ../nbs/00_config.ipynb #e2f11df0
 from __future__ import annotations
-import dataclasses, hashlib, json
-from dataclasses import dataclass, field, asdict, fields, is_dataclass
+import hashlib, json
+from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import yaml
 

@@ -1,5 +1,5 @@
 "The `lss-study` console script, run as a user would run it."
-import os, subprocess, sys
+import os, pickle, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
 
@@ -42,14 +42,23 @@ def test_pipeline_end_to_end_writes_tables_and_resumes(tmp_path):
     stats = pd.read_csv(tables/"statistics.csv")
     assert {t.split()[0] for t in stats.test} == {"McNemar", "Wilcoxon"}, stats.test.tolist()
     assert stats.p_value.between(0, 1).all() and stats.p_holm.between(0, 1).all()
-    before = (tables/"segmentation.csv").read_text()
+    before = pd.read_csv(tables/"segmentation.csv")
+    # plant a marker in the default model's cached predictions: empty masks; the rerun must score them, not retrain
+    [cached] = (tmp_path/"run/cache").glob("predictions-tiny-*.pkl")
+    pred = pickle.loads(cached.read_bytes())
+    pred["mask_probs"] = [p * 0 for p in pred["mask_probs"]]
+    cached.write_bytes(pickle.dumps(pred))
     r = lss_study(*args)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert (tables/"segmentation.csv").read_text() == before
+    after = pd.read_csv(tables/"segmentation.csv")
+    planted = after[(after.model == "tiny") & (after.metric == "dice")]
+    assert len(planted) and (planted.value == 0).all(), planted
+    other = lambda df: df[df.model != "tiny"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(other(after), other(before))
 
 def test_mendeley_layout_through_the_cli(tmp_path):
     "A cohort in the Mendeley layout runs through cohort and preprocessing; without --notes the error says so."
-    from lss_nbdev.data import write_fake_mendeley
+    from lss_nbdev.mendeley import write_fake_mendeley
     truth = write_fake_mendeley(tmp_path/"mendeley", n_patients=6)
     r = lss_study("run", "--data", f"mendeley:{tmp_path/'mendeley'}", "--notes", str(tmp_path/"mendeley/notes.csv"),
                   "--out", str(tmp_path/"run"), "--stages", "cohort,preprocess")
