@@ -88,7 +88,7 @@ class LossConfig:
     gamma: float = 0.75  # focal exponent of eq. 9 (unstated; Abraham & Khan's 1/γ = 0.75)
     eps: float = 1e-6  # ε of eq. 6 and 8
     cls_weight: float = 1.0  # weight of the grade cross-entropy in the joint loss (unstated)
-    anti_windup: str = "conditional"  # PID integral handling (unstated): see 09_pid_tversky
+    anti_windup: str = "conditional"  # PID integral handling (unstated): see 15_pid_tversky
 
 @dataclass
 class TrainConfig:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['confusion_counts', 'dice', 'iou', 'precision', 'recall', 'specificity', 'affected_area', 'template_grade']
+__all__ = ['confusion_counts', 'dice', 'iou', 'precision', 'recall', 'specificity', 'to_numpy', 'prob_map', 'affected_area',
+           'template_grade']
 
 # %% ../nbs/04_masks.ipynb #ca70c664
 def _masks(pred, target):
@@ -70,6 +71,26 @@ def specificity(pred, # binary prediction, H×W
                )->float: # TN/(TN+FP); NaN when the target fills the image and the prediction differs
     "Pixel specificity."
     return _scores(confusion_counts(pred, target))["specificity"]
+
+# %% ../nbs/04_masks.ipynb #dae70633
+def to_numpy(x, # a numpy array, or a torch tensor (any device, grad-tracking or not)
+            )->np.ndarray: # float64 copy
+    "A float64 numpy copy of an array or a (possibly CUDA, grad-tracking) torch tensor."
+    if hasattr(x, "detach"): x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+def prob_map(p, # H×W probabilities (numpy or torch)
+             name:str, # what to call it in error messages
+             shape=None, # the (H, W) it must have, or None
+            )->np.ndarray: # float64 H×W
+    "A validated H×W float64 probability map."
+    p = to_numpy(p)
+    if p.ndim != 2: raise ValueError(f"{name} must be an H×W map, found shape {p.shape}")
+    if shape is not None and p.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {p.shape} but the image has {tuple(shape)}; resize the prediction to the image first (cv2.resize, bilinear)")
+    if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
+        raise ValueError(f"{name} must hold probabilities in [0, 1] (apply a sigmoid to logits), found range [{np.nanmin(p):.3g}, {np.nanmax(p):.3g}]")
+    return p
 
 # %% ../nbs/04_masks.ipynb #0ba4f207
 def affected_area(mask, # H×W bool mask, or mask probabilities Y in [0, 1]
