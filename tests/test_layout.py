@@ -1,0 +1,49 @@
+"The house rules of the package, checked on the exported modules: dependency order, no cycle, tidy imports."
+import ast, re, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT/"lss_nbdev"
+
+def _modules() -> dict:
+    "Module name -> (notebook number, parsed source), from each module's `File to edit` header."
+    out = {}
+    for p in sorted(PKG.glob("*.py")):
+        if p.name.startswith("_"): continue
+        src = p.read_text()
+        m = re.search(r"File to edit: \.\./nbs/(\d+[a-z]?)_", src)
+        assert m, f"{p.name} does not name the notebook it is exported from"
+        out[p.stem] = (m[1], ast.parse(src))
+    return out
+
+def _package_imports(tree) -> set:
+    "Modules of the package that a module imports at any depth (relative or absolute imports)."
+    got = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module: got.add(node.module.split(".")[0])
+            elif node.module and node.module.startswith("lss_nbdev."): got.add(node.module.split(".")[1])
+    return got
+
+def test_modules_import_only_earlier_notebooks():
+    "Dependency order: a module imports only modules of lower notebook numbers, so there is no cycle."
+    mods = _modules()
+    key = lambda n: (int(re.match(r"\d+", n)[0]), n)
+    for name, (num, tree) in mods.items():
+        for dep in _package_imports(tree) - {name}:
+            assert dep in mods, f"{name} imports unknown module {dep}"
+            assert key(mods[dep][0]) < key(num), f"{name} (notebook {num}) imports {dep} (notebook {mods[dep][0]})"
+
+def test_imports_are_at_the_top_and_used():
+    "ruff: no unused import (F401), no undefined name (F821), no module-level import below code (E402)."
+    r = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "F401,F821,E402",
+                        "--exclude", "_modidx.py", str(PKG)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+def test_plotting_libraries_only_where_figures_are_drawn():
+    "matplotlib and seaborn are imported at module level only by the study's figure module; elsewhere inside the drawing function."
+    for name, (_, tree) in _modules().items():
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        names = {a.name for n in top for a in n.names} | {n.module for n in top if isinstance(n, ast.ImportFrom) and n.module}
+        plotting = {n for n in names if n and n.split(".")[0] in ("matplotlib", "seaborn")}
+        assert not plotting or name == "study_figures", f"{name} imports {sorted(plotting)} at module level"
