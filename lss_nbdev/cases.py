@@ -25,14 +25,14 @@ def normalise_image(raw:np.ndarray, # H×W intensities, any numeric dtype
 
 @dataclass(eq=False)
 class Case:
-    "One axial slice at one disc level of one patient."
+    "One slice of one patient: axial at a disc level, or (segmentation-only sources) sagittal."
     patient_id: str  # pseudonymous patient id
-    level: str  # disc level, e.g. "L4-L5"
+    level: str  # disc level, e.g. "L4-L5"; other text where the slice is not at one disc (e.g. "sagittal")
     raw: np.ndarray  # H×W raw intensities (12-bit values kept as uint16)
-    grade: str  # "A", "BC" or "D"
+    grade: str | None  # "A", "BC" or "D"; None for a segmentation-only case (true mask, no grade)
     report: str = ""  # the radiologist's free-text note for this patient
     pixel_spacing: tuple = (1.0, 1.0)  # (row, column) spacing in mm
-    mask: np.ndarray | None = None  # bool H×W anatomical thecal-sac mask, or None
+    mask: np.ndarray | None = None  # bool H×W anatomical thecal-sac (or spinal-canal) mask, or None
     source: str = ""  # where it came from: "phantom", a file path, ...
     meta: dict = field(default_factory=dict)  # e.g. {"augmented_from": case_id}
     image: np.ndarray | None = None  # float32 H×W in [0, 1]; computed from `raw` when not given
@@ -44,7 +44,8 @@ class Case:
         if self.raw.size == 0: raise ValueError(f"{where}: image is empty")
         if np.issubdtype(self.raw.dtype, np.floating) and not np.isfinite(self.raw).all():
             raise ValueError(f"{where}: image contains NaN or infinite values")
-        if self.grade not in GRADES: raise ValueError(f"{where}: unknown grade {self.grade!r}; expected one of {GRADES}")
+        if self.grade is not None and self.grade not in GRADES:
+            raise ValueError(f"{where}: unknown grade {self.grade!r}; expected one of {GRADES} or None (no grade)")
         if self.image is None: self.image = normalise_image(self.raw)
         if self.mask is not None:
             self.mask = np.asarray(self.mask).astype(bool)
@@ -54,8 +55,9 @@ class Case:
 
     @property
     def case_id(self) -> str:
-        "Pseudonymous id, unique within a cohort: patient, level and any augmentation suffix."
-        return f"{self.patient_id}_{self.level}" + (f"_{self.meta['aug']}" if "aug" in self.meta else "")
+        "Pseudonymous id, unique within a cohort: patient, level, the slice key where a level has several slices, augmentation suffix."
+        return (f"{self.patient_id}_{self.level}" + (f"_{self.meta['slice_key']}" if "slice_key" in self.meta else "")
+                + (f"_{self.meta['aug']}" if "aug" in self.meta else ""))
 
     def __repr__(self):
         return (f"Case({self.case_id}, grade={self.grade}, shape={self.raw.shape}, "
@@ -67,6 +69,13 @@ class Skipped:
     "An input a loader did not turn into a case, and why."
     path: str
     reason: str
+
+_PARTS = {  # what a case may lack, and how to tell that it has it
+    "grade": lambda c: c.grade is not None,
+    "report": lambda c: bool(str(c.report).strip()),
+    "mask": lambda c: c.mask is not None,
+    "pixel spacing": lambda c: c.meta.get("pixel_spacing_known", True) is not False,
+}
 
 class Cohort:
     "A list of `Case`s with the record of what was skipped while loading it."
@@ -80,22 +89,56 @@ class Cohort:
     def __iter__(self): return iter(self.cases)
     def __getitem__(self, i): return self.cases[i]
     def __repr__(self):
-        return f"Cohort({self.name!r}: {len(self)} cases, {len(self.patients)} patients, {dict(self.grade_counts())}, {len(self.skipped)} skipped)"
+        ng = f", no grade {self.n_ungraded}" if self.n_ungraded else ""
+        return f"Cohort({self.name!r}: {len(self)} cases, {len(self.patients)} patients, {dict(self.grade_counts())}{ng}, {len(self.skipped)} skipped)"
 
     @property
     def patients(self) -> list[str]: return sorted({c.patient_id for c in self.cases})
     @property
-    def grades(self) -> list[str]: return [c.grade for c in self.cases]
-    def grade_counts(self) -> Counter: return Counter({g: self.grades.count(g) for g in GRADES})
+    def grades(self) -> list: return [c.grade for c in self.cases]  # None for a case without a grade
+    def grade_counts(self) -> Counter:
+        "Slices per grade, over the graded cases only (see `n_ungraded` for the rest)."
+        return Counter({g: self.grades.count(g) for g in GRADES})
+    @property
+    def n_ungraded(self) -> int: return sum(c.grade is None for c in self.cases)
     def filter(self, pred, name:str|None=None) -> "Cohort":
         "The cases for which `pred(case)` is true (skipped records are kept)."
         return Cohort([c for c in self.cases if pred(c)], self.skipped, name if name is not None else self.name)
 
     def summary(self) -> pd.DataFrame:
-        "Patients and slices per grade."
-        rows = [dict(grade=GRADE_NAMES[g], patients=len({c.patient_id for c in self.cases if c.grade == g}),
-                     slices=sum(c.grade == g for c in self.cases)) for g in GRADES]
+        "Patients and slices per grade; a last row \"No grade\" when some cases have none."
+        keys = list(GRADES) + ([None] if self.n_ungraded else [])
+        rows = [dict(grade=GRADE_NAMES[g] if g else "No grade", patients=len({c.patient_id for c in self.cases if c.grade == g}),
+                     slices=sum(c.grade == g for c in self.cases)) for g in keys]
         return pd.DataFrame(rows)
+
+    def parts(self) -> pd.DataFrame:
+        "Which parts the cohort has: per part (grade, report, mask, pixel spacing) the cases and patients with it, and whether every case has it."
+        rows = []
+        for part, has in _PARTS.items():
+            with_it = [c for c in self.cases if has(c)]
+            rows.append(dict(part=part, cases=len(with_it), patients=len({c.patient_id for c in with_it}),
+                             of_cases=len(self), complete=bool(self.cases) and len(with_it) == len(self)))
+        return pd.DataFrame(rows)
+
+    def _has(self, part): return bool(self.cases) and all(_PARTS[part](c) for c in self.cases)
+    @property
+    def has_grades(self) -> bool: return self._has("grade")  # every case has a grade
+    @property
+    def has_reports(self) -> bool: return self._has("report")  # every case has a non-empty report
+    @property
+    def has_masks(self) -> bool: return self._has("mask")  # every case has a true mask
+    @property
+    def has_spacing(self) -> bool: return self._has("pixel spacing")  # every case's pixel spacing is known
+
+    def require(self, *parts:str, by:str="this stage"):
+        "Raise `ValueError` naming the cohort, the part and the count when some case lacks one of `parts`."
+        for part in parts:
+            if part not in _PARTS: raise ValueError(f"unknown part {part!r}; expected one of {list(_PARTS)}")
+            n = sum(_PARTS[part](c) for c in self.cases)
+            if not self.cases or n < len(self):
+                raise ValueError(f"{by} needs a {part} for every case; cohort {self.name!r} has one for {n} of {len(self)} cases")
+        return self
 
     def skipped_table(self) -> pd.DataFrame:
         "What the loader skipped, one row per input, with the reason."
@@ -113,10 +156,13 @@ def split_by_patient(cohort:Cohort, # the cohort to split
     if len(fr) != 3 or (fr < 0).any() or not np.isclose(fr.sum(), 1):
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, found {tuple(fractions)}")
     worst = {}
-    for c in cohort: worst[c.patient_id] = max(worst.get(c.patient_id, 0), _SEVERITY[c.grade])
+    for c in cohort:
+        w = worst.get(c.patient_id)
+        if c.grade is not None: w = max(w if w is not None else 0, _SEVERITY[c.grade])
+        worst[c.patient_id] = w
     rng = np.random.default_rng(seed)
     assign = {}
-    for g in sorted(set(worst.values())):
+    for g in sorted(set(worst.values()), key=lambda w: (w is None, w or 0)):  # graded strata, then the ungraded
         pats = sorted(p for p, w in worst.items() if w == g)
         rng.shuffle(pats)
         n = len(pats)
@@ -140,8 +186,9 @@ def finish_cohort(name:str, # the cohort's name, e.g. "mendeley"
     "Build a loader's cohort and report it in one line: cases kept, patients, grades, inputs skipped by reason."
     coh = Cohort(cases, skipped, name=name)
     kinds = Counter(s.reason.split(":")[0] for s in skipped)
+    grades = [f'{g} {n}' for g, n in coh.grade_counts().items()] + ([f"no grade {coh.n_ungraded}"] if coh.n_ungraded else [])
     line = (f"{name}: {len(coh)} cases from {len(coh.patients)} patients "
-            f"({', '.join(f'{g} {n}' for g, n in coh.grade_counts().items())}); {len(skipped)} inputs skipped"
+            f"({', '.join(grades)}); {len(skipped)} inputs skipped"
             + (f" ({'; '.join(f'{k} ×{n}' for k, n in kinds.most_common(5))})" if skipped else ""))
     _log.info(line)
     if verbose: print(line)
