@@ -29,6 +29,11 @@ class DataConfig:
     series_pattern: str = "t2.*tra"  # Mendeley only: regex on SeriesDescription for the axial T2 series
     slice_csv: str | None = None  # Mendeley only: CSV of patient,level,instance overriding the slice rule
     rsna_max_distance_mm: float = 6.0  # RSNA only: farthest a labelled point may lie from the chosen axial slice
+    grade_scheme: str = "clinical"  # Mendeley only: how the notes' finding (0-4) becomes a grade, "clinical" or "dataset" (see 05_reports)
+
+    def __post_init__(self):
+        if self.grade_scheme not in ("clinical", "dataset"):
+            raise ValueError(f"data.grade_scheme must be 'clinical' or 'dataset', found {self.grade_scheme!r}")
 
 @dataclass
 class DenoiseConfig:

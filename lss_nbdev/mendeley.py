@@ -5,6 +5,7 @@
 # %% ../nbs/07_mendeley.ipynb #8c1b5629
 from __future__ import annotations
 import os, re
+from functools import partial
 from pathlib import Path
 from typing import Callable
 import numpy as np, pandas as pd
@@ -14,7 +15,8 @@ from .grades import GRADES, LEVELS, canonical_level
 from .cases import Case, Cohort, Skipped, finish_cohort
 from .image_io import (read_dicom_header, read_dicom_pixels, dicom_pixel_spacing, slice_plane,
                                 write_dicom_slice, fake_axial_slice)
-from .reports import grade_from_report
+from .notes import load_notes, _pid_key
+from .reports import grade_from_report, check_scheme
 
 # %% auto #0
 __all__ = ['pick_caudal_blocks', 'slices_from_csv', 'read_notes', 'write_fake_mendeley', 'load_mendeley']
@@ -49,39 +51,11 @@ def slices_from_csv(path, # CSV with columns patient, level, instance
     picker.__name__ = f"slices_from_csv({path.name})"
     return picker
 
-def _pid_key(x)->str:
-    "Patient id for matching: numeric ids lose leading zeros ('0007' == '7' == 7.0), others are lower-cased."
-    s = str(x).strip()
-    return str(int(float(s))) if re.fullmatch(r"\d+(\.0*)?", s) else s.lower()
-
 # %% ../nbs/07_mendeley.ipynb #91ee2867
-_NOTE_WORDS = ("report", "note", "text", "finding", "impression", "comment")
-_ID_WORDS = ("patient", "id", "subject", "case")
-
 def read_notes(path, # CSV/TSV or XLSX with a patient-id column and a note column
-              )->dict: # {patient key: note text}
-    "One free-text note per patient, keyed by `_pid_key` of the patient id."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"notes file {path} does not exist")
-    try:
-        if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"): df = pd.read_excel(path, dtype=str)
-        else: df = pd.read_csv(path, dtype=str, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-    except Exception as e: raise ValueError(f"notes file {path}: cannot be read as a table ({type(e).__name__}: {e})") from None
-    cols = [str(c) for c in df.columns]
-    words = lambda c: set(re.findall(r"[a-z]+", c.lower()))
-    note = [c for c in cols if any(w.startswith(k) for w in words(c) for k in _NOTE_WORDS)]
-    pid = [c for c in cols if c not in note[:1] and words(c) & set(_ID_WORDS)]
-    pid.sort(key=lambda c: "id" not in words(c))  # "Patient ID" before "Patient age"
-    if not note or not pid:
-        raise ValueError(f"notes file {path}: cannot find the patient-id and note columns; columns found: {cols}. "
-                         "Expected one named like 'patient'/'id' and one like 'report'/'note'/'text'/'findings'")
-    df = df.rename(columns=dict(zip(df.columns, cols)))
-    notes = {}
-    for p, t in zip(df[pid[0]], df[note[0]]):
-        if pd.isna(p) or pd.isna(t) or not str(t).strip(): continue
-        k = _pid_key(p)
-        notes[k] = f"{notes[k]}\n{str(t).strip()}" if k in notes else str(t).strip()
-    return notes
+              )->dict: # {patient key: note text}; empty notes are not in it (see `load_notes(path).empty`)
+    "One free-text note per patient, keyed by `_pid_key` of the patient id: `load_notes(path).texts`."
+    return load_notes(path).texts
 
 # %% ../nbs/07_mendeley.ipynb #ff84000a
 _FAKE_PHRASES = {"A": "no spinal canal stenosis", "BC": "moderate spinal canal stenosis", "D": "severe spinal canal stenosis"}
@@ -157,6 +131,7 @@ def load_mendeley(root, # folder with one sub-folder per patient (e.g. 0001/) of
                   series_pattern:str=r"t2.*tra", # regex (case-insensitive) on SeriesDescription for the axial T2 series
                   slice_picker:Callable|str|Path|None=None, # None: `pick_caudal_blocks`; a callable or a CSV (see `slices_from_csv`)
                   labeler:Callable|None=None, # (note, level) -> grade; default `lss_nbdev.reports.grade_from_report`
+                  scheme:str="clinical", # grade scheme of the default labeler: "clinical" or "dataset" (`GRADE_SCHEMES`)
                   extensions:tuple=(".ima", ".dcm"), # DICOM file extensions to read
                   verbose:bool=True, # progress bar and summary line
                  )->Cohort:
@@ -164,18 +139,20 @@ def load_mendeley(root, # folder with one sub-folder per patient (e.g. 0001/) of
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"Mendeley root {root} does not exist or is not a folder")
     levels = tuple(canonical_level(l) for l in levels)
-    labeler = labeler or grade_from_report
+    labeler = labeler or partial(grade_from_report, scheme=check_scheme(scheme))
     picker = slices_from_csv(slice_picker) if isinstance(slice_picker, (str, Path)) else slice_picker or pick_caudal_blocks
     patients = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not patients: raise ValueError(f"Mendeley root {root}: no patient folders found")
-    note_of = read_notes(notes)
+    read = load_notes(notes)
+    note_of, empty, name = read.texts, set(read.empty), Path(notes).name
     pattern, exts = re.compile(series_pattern, re.I), tuple(e.lower() for e in extensions)
     cases, skipped = [], []
     for pdir in tqdm(patients, desc="Mendeley patients", disable=not verbose):
         pid = pdir.name
         note = note_of.get(_pid_key(pid))
         if note is None:
-            skipped.append(Skipped(str(pdir), f"no note: patient {pid} is not in {Path(notes).name}"))
+            why = f"empty note: patient {pid} has an empty note in {name}" if _pid_key(pid) in empty else f"no note: patient {pid} is not in {name}"
+            skipped.append(Skipped(str(pdir), why))
             continue
         files = sorted(f for f in pdir.rglob("*") if f.is_file() and f.suffix.lower() in exts)
         if not files:
@@ -222,4 +199,6 @@ def load_mendeley(root, # folder with one sub-folder per patient (e.g. 0001/) of
                                         rescaled=rescaled, pixel_spacing_known=spacing is not None)))
     have = {_pid_key(p.name) for p in patients}
     skipped += [Skipped(str(notes), f"note without images: patient {k} has no folder in {root}") for k in note_of if k not in have]
+    skipped += [Skipped(str(notes), f"empty note: patient {k} has an empty note in {name} and no folder in {root}") for k in read.empty if k not in have]
+    skipped += [Skipped(str(notes), f"note without patient id: row {r} of {name}") for r in read.no_id]
     return finish_cohort("mendeley", cases, skipped, verbose)

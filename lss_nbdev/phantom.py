@@ -13,9 +13,10 @@ from .cases import Case, Cohort
 
 # %% auto #0
 __all__ = ['SIZE', 'FOV_MM', 'PIXEL_SPACING_MM', 'AREA_THRESHOLDS_MM2', 'GRADE_AREA_MM2', 'AREA_DISTRIBUTION_MM2',
-           'DEFAULT_GRADE_MIX', 'LABEL_NOISE', 'SAC_ANGLES', 'NOTE_TEMPLATES', 'NOTE_HEADERS', 'NOTE_GENERAL',
-           'NOTE_NORMAL_IMPRESSIONS', 'grade_from_area', 'sample_sac_area', 'patient_anatomy', 'polar_area',
-           'sac_contour', 'make_slice', 'phantom_note', 'check_grade_mix', 'check_levels', 'make_cohort']
+           'DEFAULT_GRADE_MIX', 'LABEL_NOISE', 'SAC_ANGLES', 'NOTE_HEADERS', 'NOTE_GENERAL', 'NOTE_NORMAL',
+           'NOTE_LESIONS', 'NOTE_TEMPLATES', 'NOTE_TAILS', 'NOTE_STENOSIS', 'NOTE_TYPOS', 'grade_from_area',
+           'sample_sac_area', 'patient_anatomy', 'polar_area', 'sac_contour', 'make_slice', 'phantom_note',
+           'check_grade_mix', 'check_levels', 'make_cohort']
 
 # %% ../nbs/06_phantom.ipynb #6d0065ea
 SIZE = 320  # image side in pixels
@@ -195,45 +196,30 @@ def make_slice(sac_area_mm2:float, # dural-sac cross-sectional area the slice mu
     return raw.astype(np.uint16), mask
 
 # %% ../nbs/06_phantom.ipynb #92aae5c2
-NOTE_TEMPLATES = {
-    ("A", "disc"): [
-        "{lvl}: No disc herniation. No significant thecal sac or nerve root compression.",
-        "{lvl}: Normal disc height and signal. The spinal canal and neural foramina are patent.",
-        "{lvl}: No disc bulge or protrusion. The thecal sac is normal in calibre and there is no spinal canal stenosis.",
-        "{lvl}: Disc desiccation without herniation. No thecal sac compression.",
-        "{lvl}: Unremarkable. No stenosis.",
-    ],
-    ("A", "mixed"): [
-        "{lvl}: No disc herniation. Facet joints and ligamentum flavum are normal. No spinal canal stenosis.",
-        "{lvl}: Unremarkable disc and facet joints. No canal or foraminal narrowing.",
-        "{lvl}: Disc height preserved with no herniation; the thecal sac and exiting nerve roots are free.",
-    ],
-    ("BC", "disc"): [
-        "{lvl}: Diffuse disc bulge {sev}ly compressing the thecal sac and encroaching on the exit canals.",
-        "{lvl}: Broad-based posterior disc bulge causing {sev} spinal canal stenosis.",
-        "{lvl}: Central disc protrusion {sev}ly indenting the thecal sac. No nerve root compression.",
-        "{lvl}: {Sev} narrowing of the thecal sac by a diffuse disc bulge; the neural foramina are patent.",
-    ],
-    ("BC", "mixed"): [
-        "{lvl}: Disc bulge with ligamentum flavum thickening, resulting in {sev} spinal canal stenosis.",
-        "{lvl}: Diffuse disc bulge and facet joint hypertrophy {sev}ly narrowing the thecal sac and lateral recesses.",
-        "{lvl}: {Sev} central canal stenosis due to disc bulge, ligamentum flavum hypertrophy and facet arthropathy.",
-    ],
-    ("D", "disc"): [
-        "{lvl}: Large central disc extrusion severely compressing the thecal sac with marked spinal canal stenosis.",
-        "{lvl}: Broad-based disc protrusion causing severe spinal canal stenosis and compression of the cauda equina.",
-        "{lvl}: Severe compression of the thecal sac by a large posterior disc herniation.",
-    ],
-    ("D", "mixed"): [
-        "{lvl}: Diffuse disc bulge, thickened ligamentum flavum and hypertrophic facets severely narrowing the thecal sac; the nerve roots are crowded.",
-        "{lvl}: Severe spinal canal stenosis from disc bulge combined with ligamentum flavum and facet hypertrophy, giving the thecal sac a trefoil shape.",
-        "{lvl}: Severe central canal stenosis secondary to disc bulge and facet arthropathy, with no CSF visible around the nerve roots.",
-    ],
+NOTE_HEADERS = ["LSS MRI", "LSS MRI :", "Lumbosacral MRI", "MRI OF THE LSS", "MRI of the lumbosacral spine", ""]
+NOTE_GENERAL = ["Feature of muscle spasm.", "Features of muscle spasm.", "Dehydrated disc material noted.",
+                "Multiple schmorls nodules noted.", "Straightening of the lumbar spine mostly due to muscle spasm.",
+                "Multilevel degenerative end plate changes noted."]
+NOTE_NORMAL = ["No evidence of disc herniation.", "No significant thecal sac or nerve root compression noted.",
+               "No thecal sac or nerve root compression noted.", "Adequate spinal canal."]
+NOTE_LESIONS = {"A": ["Mild disc bulge", "Mild diffuse disc bulge", "Small central disc protrusion"],
+                "BC": ["Diffuse disc bulge", "Wide base disc bulge", "Central disc protrusion", "Rt paracentral disc protrusion",
+                       "Lt paracentral disc protrusion", "Broad based central disc bulge", "Mild diffuse disc bulge"],
+                "D": ["Diffuse disc bulge", "Central disc protrusion", "Posterocentral disc extrusion", "Wide base disc bulge"]}
+NOTE_TEMPLATES = {  # (grade, word) -> what the note says of the thecal sac (finding of 05_reports)
+    ("A", "normal"): ["", "", "abutting the thecal sac"],  # 0 (a bulge, nothing said of the sac) or 1 (contact)
+    ("BC", "mild"): ["mildly compressing the thecal sac", "mild compressing thecal sac", "with mild compressing thecal sac",
+                     "indenting thecal sac", "causing mild compression of thecal sac"],  # 2
+    ("BC", "moderate"): ["compressing the thecal sac", "compressing thecal sac", "causing compression of thecal sac"],  # 3
+    ("D", "severe"): ["significantly compressing the thecal sac", "significant compressing the thecal sac",
+                      "severely compressing the thecal sac", "markedly compressing the thecal sac, obliterating the CSF spaces",
+                      "LARGE"],  # 4; LARGE: "L5-S1: large central disc extrusion is noted compressing the thecal sac"
 }
-NOTE_HEADERS = ["MRI LUMBAR SPINE WITHOUT CONTRAST.", "MRI of the lumbar spine.", "Lumbar spine MRI, sagittal and axial T1- and T2-weighted sequences."]
-NOTE_GENERAL = ["Normal lumbar lordosis.", "Vertebral body heights are maintained.", "The conus medullaris terminates at L1.",
-                "No marrow signal abnormality.", "The paraspinal soft tissues are unremarkable.", "The upper lumbar levels are unremarkable."]
-NOTE_NORMAL_IMPRESSIONS = ["No significant spinal canal stenosis.", "Unremarkable MRI of the lumbar spine.", "No disc herniation or canal stenosis."]
+NOTE_TAILS = {"disc": ["", "", " and both exit nerve roots", " and encroaching exit canals", " and exit neural canals"],
+              "mixed": [", associated with ligamentum flavum hypertrophy", " and both nerve roots, with facet joint hypertrophy"]}
+NOTE_STENOSIS = {"moderate": ", all leading to secondary spinal canal stenosis", "severe": ", all leading to severe spinal canal stenosis"}
+NOTE_TYPOS = [("compressing", "compresing"), ("compressing", "comressing"), ("the thecal sac", "teh thecal sac"),
+              ("thecal sac", "thecal  sac"), ("noted", "notred")]
 
 def _finding(f, rng):
     "Normalise one level's finding to (grade, word, cause)."
@@ -247,25 +233,44 @@ def _finding(f, rng):
     if cause not in ("disc", "mixed"): raise ValueError(f"cause must be 'disc' or 'mixed', found {cause!r}")
     return g, word, cause
 
+def _spell(lvl, style):
+    "A level as the real notes spell it: 'L4-L5', 'L4/L5' or 'L4-5' (L5-S1 stays L5-S1 in the short form)."
+    a, b = lvl.split("-")
+    return {"dash": lvl, "slash": f"{a}/{b}", "short": f"{a}-{b[1:]}" if b[0] == a[0] else lvl}[style]
+
+def _level_sentence(lvl, g, word, cause, rng, heading):
+    "One statement about one level."
+    sac = str(rng.choice(NOTE_TEMPLATES[g, word]))
+    lesion = "Large central disc extrusion" if sac == "LARGE" else str(rng.choice(NOTE_LESIONS[g]))
+    if sac == "LARGE": sac = "compressing the thecal sac" if heading else "severely compressing the thecal sac"  # a comma stops the size
+    if sac and g != "A":
+        sac += str(rng.choice(NOTE_TAILS[cause]))
+        if cause == "mixed" and word in NOTE_STENOSIS: sac += NOTE_STENOSIS[word]
+    if heading: s = f"{lvl}: {lesion[0].lower() + lesion[1:]} is noted" + (f" {sac}" if sac else "")
+    else: s = f"{lesion} noted at {lvl} level" + (f"{rng.choice([', ', ' , ', ','])}{sac}" if sac else "")
+    if rng.random() < .25:  # a typing error now and then
+        a, b = NOTE_TYPOS[int(rng.integers(len(NOTE_TYPOS)))]
+        s = s.replace(a, b, 1)
+    return s + "."
+
 def phantom_note(findings:dict, # level -> grade ("A"/"BC"/"D") or {"grade", "word" (mild/moderate...), "cause" ("disc"/"mixed")}
                  rng:np.random.Generator, # picks templates and the missing details
-                )->str: # a radiologist-style free-text note, one line per level
-    "A free-text lumbar MRI note: header, general findings, one line per level, impression."
+                )->str: # a free-text note in the style of the Mendeley radiologists' notes
+    "A free-text lumbar MRI note: header, general findings, a statement per level."
     if not findings: raise ValueError("findings is empty: the note needs at least one level")
     bad = [l for l in findings if l not in LEVELS]
     if bad: raise ValueError(f"findings has unknown levels {bad}; expected levels from {LEVELS}")
-    lines = [str(rng.choice(NOTE_HEADERS)), "FINDINGS:"]
-    lines += [str(x) for x in rng.choice(NOTE_GENERAL, size=int(rng.integers(1, 3)), replace=False)]
-    worst = []
+    style, heading = str(rng.choice(["dash", "slash", "short"])), rng.random() < .4
+    head = str(rng.choice(NOTE_HEADERS))
+    lines = ([head] if head else []) + [str(x) for x in rng.choice(NOTE_GENERAL, size=int(rng.integers(0, 3)), replace=False)]
+    said, normal = [], True
     for lvl in sorted(findings, key=LEVELS.index):
         g, word, cause = _finding(findings[lvl], rng)
-        lines.append(str(rng.choice(NOTE_TEMPLATES[g, cause])).format(lvl=lvl, sev=word, Sev=word.capitalize()))
-        if g != "A": worst.append((GRADES.index(g), word, lvl))
-    if worst:
-        worst.sort(key=lambda w: (-w[0], LEVELS.index(w[2])))
-        imp = "; ".join(f"{w} spinal canal stenosis at {l}" for _, w, l in worst)
-        lines.append("IMPRESSION: " + ("Degenerative changes with " + imp if rng.random() < .5 else imp[0].upper() + imp[1:]) + ".")
-    else: lines.append("IMPRESSION: " + str(rng.choice(NOTE_NORMAL_IMPRESSIONS)))
+        normal &= g == "A"
+        said.append(_level_sentence(_spell(lvl, style), g, word, cause, rng, heading))
+    if heading and said and rng.random() < .3: said = [" /// ".join(said)]  # "L4-5: ... /// L5-S1: ..."
+    lines += said
+    if normal: lines += NOTE_NORMAL[:1] * (rng.random() < .6) + [str(rng.choice(NOTE_NORMAL[1:]))]
     return "\n".join(lines)
 
 # %% ../nbs/06_phantom.ipynb #4bb55d00
