@@ -19,8 +19,8 @@ from .losses import make_seg_loss
 from .model import LSSNet, param_groups
 
 # %% auto #0
-__all__ = ['SEG_TARGETS', 'build_model', 'TensorSet', 'seg_targets', 'to_tensors', 'batch_order', 'run_epoch', 'predict',
-           'dice_per_case', 'fit']
+__all__ = ['SEG_TARGETS', 'build_model', 'TensorSet', 'seg_targets', 'to_tensors', 'batch_order', 'grade_loss', 'run_epoch',
+           'predict', 'dice_per_case', 'fit']
 
 # %% ../nbs/16_train.ipynb #e801e93c
 def build_model(cfg:StudyConfig, # uses cfg.model
@@ -41,7 +41,7 @@ class TensorSet:
     ids: list
     pixels: torch.Tensor  # B×3×S×S, the backbone's normalisation
     masks: torch.Tensor  # B×1×S×S float {0, 1}
-    grades: torch.Tensor  # B, index into GRADES
+    grades: torch.Tensor  # B, index into GRADES; -1 for a case without a grade (segmentation-only)
     def __len__(self): return len(self.ids)
 
 def seg_targets(cohort:Cohort, # the cases
@@ -67,7 +67,7 @@ def to_tensors(cohort:Cohort, backbone, target:str="pseudo", pseudo:dict|None=No
     s = pixels.shape[-2:]
     m = torch.from_numpy(np.stack(masks).astype(np.float32))[:, None]
     m = F.interpolate(m, size=s, mode="nearest")
-    g = torch.tensor([GRADES.index(c.grade) for c in cohort])
+    g = torch.tensor([-1 if c.grade is None else GRADES.index(c.grade) for c in cohort])
     return TensorSet([c.case_id for c in cohort], pixels, m, g)
 
 # %% ../nbs/16_train.ipynb #ca52582f
@@ -80,6 +80,14 @@ def batch_order(n:int, batch_size:int, seed:int, epoch:int, shuffle:bool=True) -
     "Batches of indices; the order depends on (seed, epoch) only, so a resumed run sees the same batches."
     idx = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
     return [idx[i:i + batch_size] for i in range(0, n, batch_size)]
+
+def grade_loss(logits:torch.Tensor, # B×3 grade logits
+               grades:torch.Tensor, # B grade indices, -1 where a case has no grade
+              )->torch.Tensor: # mean cross-entropy over the graded cases; 0 (with a gradient path) when none is graded
+    "The grade head's cross-entropy, skipping segmentation-only cases."
+    known = grades >= 0
+    if bool(known.all()): return F.cross_entropy(logits, grades)
+    return F.cross_entropy(logits[known], grades[known]) if bool(known.any()) else logits.sum() * 0
 
 def run_epoch(model, data:TensorSet, seg_loss, cfg:StudyConfig, optimizer=None, epoch:int=0,
               device="cpu", desc:str="") -> dict:
@@ -94,7 +102,7 @@ def run_epoch(model, data:TensorSet, seg_loss, cfg:StudyConfig, optimizer=None, 
         with torch.set_grad_enabled(train), _autocast(device, cfg.train.bf16):
             out = model(x)
             seg = seg_loss(out["mask_logits"].float(), y)
-            cls = F.cross_entropy(out["grade_logits"].float(), g)
+            cls = grade_loss(out["grade_logits"].float(), g)
             loss = seg + cfg.loss.cls_weight * cls
         if train:
             optimizer.zero_grad(set_to_none=True)
@@ -175,7 +183,8 @@ def fit(model, # an `LSSNet`
         if hasattr(seg_loss, "epoch_end"): seg_loss.epoch_end(t["fp"], t["fn"])
         pr = predict(model, val, device=device, bf16=cfg.train.bf16)
         d = dice_per_case(pr["mask_probs"], val.masks[:, 0].numpy())
-        row.update(val_dice=float(d.mean()), val_acc=float((pr["grade_probs"].argmax(1) == val_grades).mean()))
+        graded = val_grades >= 0
+        row.update(val_dice=float(d.mean()), val_acc=float((pr["grade_probs"].argmax(1) == val_grades)[graded].mean()) if graded.any() else float("nan"))
         for gi, g in enumerate(GRADES):
             sel = val_grades == gi
             row[f"val_dice_{g}"] = float(d[sel].mean()) if sel.any() else float("nan")
