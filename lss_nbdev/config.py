@@ -11,7 +11,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['PROFILES', 'DataConfig', 'DenoiseConfig', 'AugmentConfig', 'PseudoMaskConfig', 'ModelConfig', 'LossConfig',
-           'TrainConfig', 'ARRGConfig', 'EvalConfig', 'StudyConfig']
+           'TrainConfig', 'ARRGConfig', 'EvalConfig', 'RealConfig', 'StudyConfig']
 
 # %% ../nbs/00_config.ipynb #f154e11f
 @dataclass
@@ -132,9 +132,22 @@ class EvalConfig:
     calibration_bins: int = 10  # reliability diagram and ECE
     mcnemar_exact: bool | None = None  # None: exact binomial when discordant pairs < 25, else chi-square
 
+@dataclass
+class RealConfig:
+    "Real images with real masks, segmented beside the main cohort (no grade needed): LSSNet per backbone and the peers."
+    source: str | None = None  # "folder:CSV", "spider:DIR" or "mendeley_labels:DIR"; None: no real-data stage
+    backbones: tuple = ("tiny", "medsam")  # LSSNet backbones trained on the real masks
+    image_size: int = 224  # input side of LSSNet and the U-Net on the real slices (the canal is ~26 px wide at 640 px)
+    patch_size: int = 16  # tiny backbone's patch (medsam pools its 64×64 map to image_size / patch_size)
+    max_epochs: int | None = None  # None: train.max_epochs
+    split_fractions: tuple = (0.5, 0.17, 0.33)  # train, val, test patients (the 6 shipped patients: 3 / 1 / 2)
+    seed: int = 0  # seed of the patient split
+    box_margin_px: int = 5  # LiteMedSAM box prompts: pixels added around a mask's bounding box (unstated)
+
 # %% ../nbs/00_config.ipynb #56ce1a47
 _SECTIONS = dict(data=DataConfig, denoise=DenoiseConfig, augment=AugmentConfig, pseudomask=PseudoMaskConfig,
-                 model=ModelConfig, loss=LossConfig, train=TrainConfig, arrg=ARRGConfig, eval=EvalConfig)
+                 model=ModelConfig, loss=LossConfig, train=TrainConfig, arrg=ARRGConfig, eval=EvalConfig,
+                 real=RealConfig)
 
 def _tuples(o):
     "Lists to tuples, recursively, so that YAML round trips compare equal."
@@ -156,6 +169,7 @@ class StudyConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     arrg: ARRGConfig = field(default_factory=ARRGConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    real: RealConfig = field(default_factory=RealConfig)
 
     def to_dict(self) -> dict:
         "Plain nested dict (tuples become lists in YAML)."
@@ -231,5 +245,6 @@ PROFILES = {
                   model=dict(d_shared=64, image_size=112, patch_size=8),
                   train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=6),
                   arrg=dict(epochs=15),
-                  eval=dict(n_bootstrap=500)),
+                  eval=dict(n_bootstrap=500),
+                  real=dict(source="folder:data/spider_examples/cases.csv")),
 }

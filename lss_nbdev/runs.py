@@ -15,11 +15,14 @@ from .phantom import make_cohort
 from .mendeley import load_mendeley
 from .rsna import load_rsna
 from .folder import load_folder
+from .spider import load_spider
+from .mendeley_labels import load_mendeley_labels
 from .train import build_model
 
 # %% auto #0
-__all__ = ['DATA_KINDS', 'parse_data_spec', 'load_cohort', 'StageCache', 'write_table', 'cohort_table', 'Run', 'resolve_device',
-           'model_variants', 'model_key', 'checkpoint_dir', 'load_trained']
+__all__ = ['DATA_KINDS', 'REAL_KINDS', 'REPO', 'parse_data_spec', 'load_cohort', 'resolve_data_path', 'load_real_cohort',
+           'StageCache', 'write_table', 'cohort_table', 'Run', 'resolve_device', 'model_variants', 'model_key',
+           'checkpoint_dir', 'load_trained']
 
 # %% ../nbs/26_runs.ipynb #a857b776
 DATA_KINDS = ("phantom", "mendeley", "rsna", "folder")
@@ -47,9 +50,32 @@ def load_cohort(cfg:StudyConfig, # uses cfg.data
     if kind == "mendeley":
         if d.notes is None: raise ValueError("--data mendeley:DIR needs --notes FILE (the radiologists' notes, CSV or XLSX)")
         if not Path(d.notes).exists(): raise FileNotFoundError(f"--notes {d.notes}: the notes file does not exist")
-        return load_mendeley(path, d.notes, levels=tuple(d.levels), series_pattern=d.series_pattern, slice_picker=d.slice_csv)
+        return load_mendeley(path, d.notes, levels=tuple(d.levels), series_pattern=d.series_pattern, slice_picker=d.slice_csv,
+                             scheme=d.grade_scheme)
     if kind == "rsna": return load_rsna(path, levels=tuple(d.levels), max_distance_mm=d.rsna_max_distance_mm)
     return load_folder(path)
+
+# %% ../nbs/26_runs.ipynb #dc45b946
+REAL_KINDS = ("folder", "spider", "mendeley_labels")
+REPO = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
+
+def resolve_data_path(path:str)->Path:
+    "`path` as given when it exists, else relative to the repository root (where `data/` lives)."
+    p = Path(path)
+    return p if p.exists() or p.is_absolute() or not (REPO/p).exists() else REPO/p
+
+def load_real_cohort(cfg:StudyConfig, # uses cfg.real.source (and cfg.data.notes for mendeley_labels)
+                    )->Cohort:
+    "The real cohort with real masks that `cfg.real.source` names."
+    spec = cfg.real.source
+    kind, _, path = str(spec).partition(":")
+    if kind not in REAL_KINDS or not path:
+        raise ValueError(f"real.source {spec!r}: expected one of {[k + ':PATH' for k in REAL_KINDS]}")
+    p = resolve_data_path(path)
+    if not p.exists(): raise FileNotFoundError(f"real.source {spec!r}: {path} does not exist")
+    if kind == "folder": return load_folder(p, verbose=False)
+    if kind == "spider": return load_spider(p, verbose=False)
+    return load_mendeley_labels(p, cfg.data.notes, verbose=False)
 
 # %% ../nbs/26_runs.ipynb #b00169ea
 class StageCache:

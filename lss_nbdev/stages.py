@@ -23,13 +23,16 @@ from .report_decoder import build_decoder, train_arrg, save_arrg, load_arrg, rep
 from .arrg import save_case_report, plot_report_examples
 from .calibration import TemperatureScaler, calibration_report, prediction_stability, paper_perturbation
 from .explain import overlay_figure, evidence_record, evidence_table, evidence_figure, failure_cases, relevance_heatmap
-from .study_figures import plot_cohort_examples, plot_pseudomask_overlays, plot_training_curves, plot_pid_trajectories
-from .runs import Run, load_cohort, cohort_table, resolve_device, model_variants, model_key, checkpoint_dir, load_trained, _slug
+from .study_figures import plot_cohort_examples, plot_pseudomask_overlays, plot_training_curves, plot_pid_trajectories, plot_real_overlays
+from .backbones import DEFAULT_WEIGHTS
+from .unet_peer import build_unet, fit_unet, predict_unet
+from .medsam import mask_box, medsam_box_segment
+from .runs import Run, load_cohort, load_real_cohort, cohort_table, resolve_device, model_variants, model_key, checkpoint_dir, load_trained, _slug
 
 # %% auto #0
 __all__ = ['PID_GAIN_VARIANTS', 'STAGES', 'stage_cohort', 'stage_preprocess', 'train_and_predict', 'evaluate_model',
            'stage_train', 'write_evaluation_tables', 'stage_ablation', 'stage_statistics', 'stage_explain',
-           'stage_arrg']
+           'real_variants', 'stage_real', 'stage_arrg']
 
 # %% ../nbs/27_stages.ipynb #0637766a
 def stage_cohort(run:Run):
@@ -70,9 +73,10 @@ def stage_preprocess(run:Run):
     plot_pseudomask_overlays(denoised, pseudo, pseudo_u, run.figure("pseudomask_overlays"))
 
 # %% ../nbs/27_stages.ipynb #848a9110
-def train_and_predict(run:Run, name:str, cfg:StudyConfig) -> dict:
+def train_and_predict(run:Run, name:str, cfg:StudyConfig, splits:dict|None=None, pseudo:dict|None=None) -> dict:
     "Train one model (resuming from its checkpoints) and predict the test split at the original image size."
-    sp, pseudo = run.results["splits"], run.results["pseudo"]
+    sp = run.results["splits"] if splits is None else splits
+    pseudo = run.results.get("pseudo") if pseudo is None else pseudo
     model = build_model(cfg)
     tensors = {s: to_tensors(sp[s], model.backbone, cfg.train.seg_target, pseudo) for s in ("train", "val", "test")}
     device = resolve_device(cfg)
@@ -230,6 +234,78 @@ def _predictor(model):
         return cv2.resize(m, image.shape[::-1], interpolation=cv2.INTER_LINEAR), torch.softmax(out["grade_logits"].float(), -1)[0].numpy()
     return predict
 
+# %% ../nbs/27_stages.ipynb #f94c56d9
+def real_variants(cfg:StudyConfig) -> dict:
+    "Name -> config of every LSSNet the real-data stage trains (anatomical target, the real stage's input size and epochs)."
+    r, out = cfg.real, {}
+    for fam in r.backbones:
+        pre = DEFAULT_WEIGHTS.get("medsam") if fam == "medsam" else None
+        v = cfg.replace(**{"model.backbone": fam, "model.pretrained": pre, "model.image_size": r.image_size,
+                           "model.patch_size": r.patch_size, "train.seg_target": "anatomical",
+                           "train.max_epochs": r.max_epochs or cfg.train.max_epochs})
+        out[f"LSSNet · {fam} ({'LiteMedSAM pretrained' if pre else 'random init'})"] = v
+    return out
+
+def _real_splits(run:Run) -> dict:
+    "The real cohort, denoised and split by patient (cached)."
+    cfg = run.cfg
+    cohort = run.cache("real_cohort", cfg.hash("real"), load_real_cohort, cfg)
+    cohort.require("mask", by="the real-data stage")
+    denoised = denoise_cohort(cohort, cfg, cache_dir=run.out/"cache")
+    return split_by_patient(denoised, cfg.real.split_fractions, cfg.real.seed)
+
+def _box_masks(test:list, boxes_of) -> list:
+    "LiteMedSAM with one box per case (None where no box can be drawn: an empty mask)."
+    out = []
+    for c in tqdm(test, desc="LiteMedSAM box prompts", leave=False):
+        b = boxes_of(c)
+        out.append(np.zeros(c.image.shape, np.float32) if b is None else medsam_box_segment(c.image, b))
+    return out
+
+def stage_real(run:Run):
+    "LSSNet per backbone, the U-Net peer, LiteMedSAM (oracle box; box of LSSNet's mask) and Algorithm 1 against real masks."
+    cfg = run.cfg
+    if cfg.real.source is None:
+        print("stage real: skipped (no real cohort: cfg.real.source is empty)"); return
+    sp = _real_splits(run)
+    test = list(sp["test"])
+    probs = {}
+    for name, v in tqdm(real_variants(cfg).items(), desc="real: LSSNet", unit="model"):
+        probs[name] = run.cache("predictions", model_key(f"real {name}", v), train_and_predict, run, f"real {name}", v,
+                                splits=sp, pseudo={})["mask_probs"]
+    ucfg = cfg.replace(**{"train.max_epochs": cfg.real.max_epochs or cfg.train.max_epochs})
+    def unet():
+        m = build_unet(ucfg, image_size=cfg.real.image_size)
+        log = fit_unet(m, sp["train"], sp["val"], ucfg, run.out/"checkpoints"/model_key("real unet", ucfg), device=resolve_device(ucfg))
+        return dict(mask_probs=predict_unet(m, test), log=log)
+    probs["U-Net (MONAI, Dice + CE)"] = run.cache("predictions", model_key("real unet", ucfg), unet)["mask_probs"]
+    first = next(iter(probs))
+    own = {c.case_id: p > 0.5 for c, p in zip(test, probs[first])}
+    key = cfg.hash("real", "denoise")
+    probs["LiteMedSAM · oracle box (upper reference)"] = run.cache(
+        "medsam_oracle", key, _box_masks, test, lambda c: mask_box(c.mask, cfg.real.box_margin_px))
+    probs[f"LiteMedSAM · box of {first.split(' (')[0]}'s mask"] = run.cache(
+        "medsam_own_box", model_key(f"real {first}", real_variants(cfg)[first]), _box_masks, test,
+        lambda c: mask_box(own[c.case_id], cfg.real.box_margin_px) if own[c.case_id].any() else None)
+    probs["Algorithm 1 (unconditioned)"] = [m.astype(np.float32) for m in
+                                            pseudo_masks(Cohort(test), cfg, conditioned=False).values()]
+    per_case = pd.concat([segmentation_cases(test, [p > 0.5 for p in ps]).assign(model=n) for n, ps in probs.items()])
+    summary = pd.concat([ci_summary(g, list(SEGMENTATION_METRICS), by=None, n=cfg.eval.n_bootstrap, seed=cfg.eval.seed,
+                                    level=cfg.eval.ci).assign(model=m, target="anatomical")
+                         for m, g in per_case.groupby("model", sort=False)])
+    summary = summary[["model", "target"] + [c for c in summary.columns if c not in ("model", "target")]]
+    where = (f"{cfg.real.source}: {len(sp['test'].patients)} test patients, {len(test)} slices; "
+             f"trained on {len(sp['train'].patients)} patients ({len(sp['train'])} slices)")
+    run.table(per_case, "real_segmentation_per_case", f"Real masks ({where}): per-slice scores")
+    run.table(ci_table(summary, index=["model", "target", "group"]).reset_index(), "real_segmentation_summary",
+              f"Segmentation against real canal masks ({where}); slice-level bootstrap 95 % CIs; HD95 in mm")
+    scores = {n: g.set_index("case_id").dice for n, g in per_case.groupby("model", sort=False)}
+    run.table(pairwise_tests(scores).assign(comparison="per-slice Dice vs the real mask"), "real_statistics",
+              "Wilcoxon signed-rank between every pair of rows on per-slice Dice (slice level), Holm-adjusted")
+    pick = [test[i] for i in np.linspace(0, len(test) - 1, min(2, len(test))).round().astype(int)]
+    index = {c.case_id: i for i, c in enumerate(test)}
+    plot_real_overlays(pick, {n: [ps[index[c.case_id]] for c in pick] for n, ps in probs.items()}, run.figure("real_overlays"))
+
 # %% ../nbs/27_stages.ipynb #0b1e1046
 def _arrg_decoder(run:Run, train_in:list, val_in:list):
     "The report decoder, trained once per configuration and kept as a checkpoint."
@@ -287,4 +363,4 @@ def stage_arrg(run:Run):
     run.results["reports"] = tables
 
 STAGES = {"cohort": stage_cohort, "preprocess": stage_preprocess, "train": stage_train, "statistics": stage_statistics,
-          "explain": stage_explain, "arrg": stage_arrg, "ablation": stage_ablation}
+          "explain": stage_explain, "arrg": stage_arrg, "ablation": stage_ablation, "real": stage_real}

@@ -12,7 +12,8 @@ from .cases import Cohort
 from .config import StudyConfig
 
 # %% auto #0
-__all__ = ['plot_cohort_examples', 'plot_pseudomask_overlays', 'plot_training_curves', 'plot_pid_trajectories']
+__all__ = ['plot_cohort_examples', 'plot_pseudomask_overlays', 'plot_training_curves', 'plot_pid_trajectories',
+           'plot_real_overlays']
 
 # %% ../nbs/25_study_figures.ipynb #6aff48a0
 def plot_cohort_examples(cohort:Cohort, # the cohort to show
@@ -83,5 +84,29 @@ def plot_pid_trajectories(logs:dict, cfg:StudyConfig, path=None):
     for b in cfg.loss.beta_bounds: ax.axhline(b, color="grey", lw=0.8, ls="--")
     ax.set(xlabel="epoch", ylabel="β (α = 1 − β)", title="Adaptive PID-Tversky: β across seeds and gains")
     ax.legend(fontsize=7); fig.tight_layout()
+    if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
+    return fig
+
+# %% ../nbs/25_study_figures.ipynb #7f3c6d23
+def plot_real_overlays(cases:list, # the `Case`s to show (one row each), with their real `mask`
+                       probs:dict, # method name -> one mask-probability map per case
+                       path=None, # where to save the PNG
+                       threshold:float=0.5,
+                      ):
+    "One row per case, one column per method: the predicted mask over the image, the real mask outlined."
+    names = list(probs)
+    fig, axes = plt.subplots(len(cases), len(names), figsize=(2.6 * len(names), 3.2 * len(cases)), squeeze=False)
+    for r, c in enumerate(cases):
+        ys, xs = np.nonzero(c.mask)
+        pad = 40
+        win = (slice(max(ys.min() - pad, 0), ys.max() + pad), slice(max(xs.min() - pad, 0), xs.max() + pad)) if len(ys) else (slice(None), slice(None))
+        for ax, n in zip(axes[r], names):
+            m = probs[n][r] > threshold
+            ax.imshow(c.image[win], cmap="gray")
+            ax.imshow(np.ma.masked_where(~m[win], m[win]), cmap="autumn", alpha=0.5)
+            ax.contour(c.mask[win], levels=[0.5], colors="cyan", linewidths=0.7)
+            ax.set_title(n if r == 0 else "", fontsize=7); ax.axis("off")
+        axes[r][0].text(0, -0.02, c.case_id, transform=axes[r][0].transAxes, fontsize=6, va="top")
+    fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
     return fig
