@@ -143,6 +143,7 @@ class RealConfig:
     split_fractions: tuple = (0.5, 0.17, 0.33)  # train, val, test patients (the 6 shipped patients: 3 / 1 / 2)
     seed: int = 0  # seed of the patient split
     box_margin_px: int = 5  # LiteMedSAM box prompts: pixels added around a mask's bounding box (unstated)
+    notes: str | None = None  # a real notes file whose grade distribution the study writes beside its own notes
 
 # %% ../nbs/00_config.ipynb #56ce1a47
 _SECTIONS = dict(data=DataConfig, denoise=DenoiseConfig, augment=AugmentConfig, pseudomask=PseudoMaskConfig,
@@ -246,5 +247,5 @@ PROFILES = {
                   train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=6),
                   arrg=dict(epochs=15),
                   eval=dict(n_bootstrap=500),
-                  real=dict(source="folder:data/spider_examples/cases.csv")),
+                  real=dict(source="folder:data/spider_examples/cases.csv", notes="data/real_notes/radiologists_notes_1-120.csv")),
 }

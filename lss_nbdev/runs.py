@@ -18,11 +18,12 @@ from .folder import load_folder
 from .spider import load_spider
 from .mendeley_labels import load_mendeley_labels
 from .train import build_model
+from .backbones import DEFAULT_WEIGHTS
 
 # %% auto #0
 __all__ = ['DATA_KINDS', 'REAL_KINDS', 'REPO', 'parse_data_spec', 'load_cohort', 'resolve_data_path', 'load_real_cohort',
-           'StageCache', 'write_table', 'cohort_table', 'Run', 'resolve_device', 'model_variants', 'model_key',
-           'checkpoint_dir', 'load_trained']
+           'StageCache', 'write_table', 'cohort_table', 'Run', 'resolve_device', 'model_label', 'model_variants',
+           'model_key', 'checkpoint_dir', 'load_trained']
 
 # %% ../nbs/26_runs.ipynb #a857b776
 DATA_KINDS = ("phantom", "mendeley", "rsna", "folder")
@@ -144,14 +145,26 @@ def resolve_device(cfg:StudyConfig) -> str:
     if cfg.device == "cuda" and not torch.cuda.is_available(): raise ValueError("device 'cuda' asked for, but no CUDA GPU is visible")
     return "cuda" if cfg.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
 
+def model_label(cfg:StudyConfig, # uses cfg.model.backbone and cfg.model.pretrained
+               )->str: # e.g. "tiny (random init)", "biomedclip (random tiny)", "medsam (LiteMedSAM pretrained)"
+    "A model's name in tables: its backbone family and what its image weights are."
+    fam, pre = cfg.model.backbone, cfg.model.pretrained
+    if fam == "tiny" and pre is None: w = "random init"
+    elif pre is None: w = "random tiny"
+    elif fam == "medsam": w = "LiteMedSAM pretrained"
+    else: w = "pretrained " + str(DEFAULT_WEIGHTS.get(fam) if pre == "default" else pre).rstrip("/").split("/")[-1]
+    return f"{fam} ({w})"
+
 def model_variants(cfg:StudyConfig, has_anatomy:bool) -> dict:
-    "Name -> config of every model the study trains."
-    main = cfg.model.backbone
+    "Name -> config of every model the study trains; names say what the weights are (`model_label`)."
+    main = model_label(cfg)
     out = {main: cfg}
     if has_anatomy and cfg.train.seg_target != "anatomical":
-        out[f"{main} (anatomical target)"] = cfg.replace(**{"train.seg_target": "anatomical"})
+        out[f"{main} · anatomical target"] = cfg.replace(**{"train.seg_target": "anatomical"})
     for fam in cfg.model.compare:
-        if fam != main: out[fam] = cfg.replace(**{"model.backbone": fam, "model.pretrained": cfg.model.compare_pretrained})
+        if fam != cfg.model.backbone:
+            v = cfg.replace(**{"model.backbone": fam, "model.pretrained": cfg.model.compare_pretrained})
+            out[model_label(v)] = v
     return out
 
 def _slug(name:str) -> str: return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")

@@ -4,6 +4,7 @@
 
 # %% ../nbs/27_stages.ipynb #a499a083
 from __future__ import annotations
+from pathlib import Path
 import numpy as np, pandas as pd, cv2, torch
 from tqdm.auto import tqdm
 from .config import StudyConfig
@@ -27,27 +28,55 @@ from .study_figures import plot_cohort_examples, plot_pseudomask_overlays, plot_
 from .backbones import DEFAULT_WEIGHTS
 from .unet_peer import build_unet, fit_unet, predict_unet
 from .medsam import mask_box, medsam_box_segment
-from .runs import Run, load_cohort, load_real_cohort, cohort_table, resolve_device, model_variants, model_key, checkpoint_dir, load_trained, _slug
+from .notes import load_notes, notes_grade_table
+from .phantom import make_cohort
+from .runs import Run, load_cohort, load_real_cohort, resolve_data_path, model_label, cohort_table, resolve_device, model_variants, model_key, checkpoint_dir, load_trained, _slug
 
 # %% auto #0
-__all__ = ['PID_GAIN_VARIANTS', 'STAGES', 'stage_cohort', 'stage_preprocess', 'train_and_predict', 'evaluate_model',
-           'stage_train', 'write_evaluation_tables', 'stage_ablation', 'stage_statistics', 'stage_explain',
-           'real_variants', 'stage_real', 'stage_arrg']
+__all__ = ['PID_GAIN_VARIANTS', 'STAGES', 'needs', 'notes_table', 'stage_cohort', 'stage_preprocess', 'train_and_predict',
+           'evaluate_model', 'stage_train', 'write_evaluation_tables', 'stage_ablation', 'stage_statistics',
+           'stage_explain', 'real_variants', 'stage_real', 'stage_arrg']
 
 # %% ../nbs/27_stages.ipynb #0637766a
+def needs(run:Run, stage:str, *parts:str) -> bool:
+    "Whether the cohort has every case's `parts` (\"grade\", \"report\", \"mask\") for `stage`; if not, say in one line why it is skipped."
+    coh = run.results["cohort"]
+    missing = [p for p in parts if not getattr(coh, f"has_{p}s")]
+    if missing: print(f"stage {stage}: skipped: the cohort {coh.name!r} lacks {' and '.join(p + 's' for p in missing)} "
+                      f"(see tables/cohort_parts; a cohort with true masks can be segmented by the real-data stage, cfg.real.source)")
+    return not missing
+
+def notes_table(cfg:StudyConfig, cohort:Cohort) -> pd.DataFrame:
+    "Grade distribution of the cohort's notes under each scheme, beside the real notes of `cfg.real.notes` and the phantom's."
+    parts, texts = [], {c.patient_id: c.report for c in cohort if c.report.strip()}
+    if texts: parts.append(notes_grade_table(texts).assign(notes_of=f"{cohort.name} ({len(texts)} notes)"))
+    if cfg.real.notes:
+        real = load_notes(resolve_data_path(cfg.real.notes))
+        parts.append(notes_grade_table(real).assign(notes_of=f"real notes {Path(cfg.real.notes).name} ({len(real.texts)} notes, "
+                                                            f"{len(real.empty)} empty ones skipped)"))
+    if not cfg.data.source.startswith("phantom"):
+        ph = make_cohort(max(len(texts), 12), seed=cfg.data.seed)
+        parts.append(notes_grade_table({c.patient_id: c.report for c in ph}).assign(notes_of=f"phantom ({len(ph.patients)} notes)"))
+    return pd.concat(parts)[["notes_of", "scheme", "grade", "notes", "share"]] if parts else pd.DataFrame()
+
 def stage_cohort(run:Run):
-    "Build the cohort and split it by patient."
+    "Build the cohort and split it by patient; say what it has (grades, reports, masks) and how its notes grade."
     cfg = run.cfg
     cohort = run.cache("cohort", cfg.hash("data"), load_cohort, cfg)
     if len(cohort) == 0: raise ValueError(f"the cohort from {cfg.data.source!r} is empty; skipped inputs: {len(cohort.skipped)}")
     run.results["cohort"] = cohort
     run.results["splits"] = split_by_patient(cohort, cfg.data.split_fractions, cfg.data.seed)
     run.table(cohort_table(run.results["splits"]), "cohort", "Cohort: patients and slices per grade and split")
+    run.table(cohort.parts(), "cohort_parts", "What the cohort has: grades, reports, true masks and pixel spacing, per case")
     if cohort.skipped: run.table(cohort.skipped_table(), "skipped_inputs", "Inputs the loader skipped, and why")
+    notes = notes_table(cfg, cohort)
+    if len(notes): run.table(notes, "notes_grades", "Grades of the radiologists' notes under each grade scheme (worst level per "
+                             "note; clinical: mild and unqualified compression are B&C; dataset: unqualified compression is D)")
     plot_cohort_examples(cohort, run.figure("cohort_examples"))
 
 def stage_preprocess(run:Run):
     "Denoise, split, balance the training split, and build pseudo-masks with and without grade conditioning."
+    if not needs(run, "preprocess", "grade"): return
     cfg, cohort = run.cfg, run.results["cohort"]
     denoised = denoise_cohort(cohort, cfg, cache_dir=run.out/"cache")
     splits = split_by_patient(denoised, cfg.data.split_fractions, cfg.data.seed)
@@ -100,6 +129,7 @@ def evaluate_model(run:Run, name:str, pred:dict) -> dict:
 
 def stage_train(run:Run):
     "Train every model variant, score it on the test split, and write Tables 1-3 with their figures."
+    if not needs(run, "train", "grade"): return
     cfg = run.cfg
     has_anatomy = all(c.mask is not None for s in run.results["splits"].values() for c in s)
     variants = model_variants(cfg, has_anatomy)
@@ -145,6 +175,7 @@ def _seed_summary(seg:pd.DataFrame) -> dict:
 
 def stage_ablation(run:Run):
     "Every segmentation loss over every seed (Table 6), and β trajectories across seeds and gains."
+    if not needs(run, "ablation", "grade"): return
     cfg, rows, pid_logs = run.cfg, [], {}
     cfg = cfg.replace(**{"train.max_epochs": cfg.train.ablation_epochs or cfg.train.max_epochs})
     jobs = [(f"{loss} · seed {s}", cfg.replace(**{"loss.name": loss, "data.seed": s}), loss, s)
@@ -173,6 +204,7 @@ def stage_ablation(run:Run):
 # %% ../nbs/27_stages.ipynb #81ed1a14
 def stage_statistics(run:Run):
     "McNemar on grade predictions and Wilcoxon on per-case Dice, every pair of models, Holm-adjusted."
+    if not needs(run, "statistics", "grade"): return
     evals = run.results["evaluations"]
     names = list(evals)
     y_true = pd.Series(evals[names[0]]["y_true"])
@@ -189,6 +221,7 @@ def stage_statistics(run:Run):
 # %% ../nbs/27_stages.ipynb #175f1fe6
 def stage_explain(run:Run):
     "Temperature-scaled confidence per model; overlays, evidence records and failure cases for one model."
+    if not needs(run, "explain", "grade"): return
     cfg, preds, evals, sp = run.cfg, run.results["predictions"], run.results["evaluations"], run.results["splits"]
     y_val = [c.grade for c in sp["val"]]
     cal = []
@@ -243,7 +276,7 @@ def real_variants(cfg:StudyConfig) -> dict:
         v = cfg.replace(**{"model.backbone": fam, "model.pretrained": pre, "model.image_size": r.image_size,
                            "model.patch_size": r.patch_size, "train.seg_target": "anatomical",
                            "train.max_epochs": r.max_epochs or cfg.train.max_epochs})
-        out[f"LSSNet · {fam} ({'LiteMedSAM pretrained' if pre else 'random init'})"] = v
+        out[f"LSSNet · {model_label(v)}"] = v
     return out
 
 def _real_splits(run:Run) -> dict:
@@ -320,6 +353,7 @@ def _arrg_decoder(run:Run, train_in:list, val_in:list):
 
 def stage_arrg(run:Run):
     "Train the report decoder, generate reports for every model, and write Tables 4-5, Figure 6 and reports/*.json."
+    if not needs(run, "arrg", "grade", "report"): return
     cfg, sp, preds, pseudo = run.cfg, run.results["splits"], run.results["predictions"], run.results["pseudo"]
     target = lambda coh: [pseudo[c.case_id] if cfg.train.seg_target == "pseudo" else c.mask for c in coh]
     train_in, _ = inputs_from_cases(sp["train"], masks=target(sp["train"]))

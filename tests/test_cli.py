@@ -44,16 +44,16 @@ def test_pipeline_end_to_end_writes_tables_and_resumes(tmp_path):
     assert stats.p_value.between(0, 1).all() and stats.p_holm.between(0, 1).all()
     before = pd.read_csv(tables/"segmentation.csv")
     # plant a marker in the default model's cached predictions: empty masks; the rerun must score them, not retrain
-    [cached] = (tmp_path/"run/cache").glob("predictions-tiny-*.pkl")
+    [cached] = (tmp_path/"run/cache").glob("predictions-tiny__random_init-*.pkl")
     pred = pickle.loads(cached.read_bytes())
     pred["mask_probs"] = [p * 0 for p in pred["mask_probs"]]
     cached.write_bytes(pickle.dumps(pred))
     r = lss_study(*args)
     assert r.returncode == 0, r.stderr[-3000:]
     after = pd.read_csv(tables/"segmentation.csv")
-    planted = after[(after.model == "tiny") & (after.metric == "dice")]
+    planted = after[(after.model == "tiny (random init)") & (after.metric == "dice")]
     assert len(planted) and (planted.value == 0).all(), planted
-    other = lambda df: df[df.model != "tiny"].reset_index(drop=True)
+    other = lambda df: df[df.model != "tiny (random init)"].reset_index(drop=True)
     pd.testing.assert_frame_equal(other(after), other(before))
 
 def test_mendeley_layout_through_the_cli(tmp_path):
