@@ -272,7 +272,7 @@ def real_variants(cfg:StudyConfig) -> dict:
     "Name -> config of every LSSNet the real-data stage trains (anatomical target, the real stage's input size and epochs)."
     r, out = cfg.real, {}
     for fam in r.backbones:
-        pre = DEFAULT_WEIGHTS.get("medsam") if fam == "medsam" else None
+        pre = DEFAULT_WEIGHTS["medsam"] if fam == "medsam" else None if fam == "tiny" else cfg.model.compare_pretrained
         v = cfg.replace(**{"model.backbone": fam, "model.pretrained": pre, "model.image_size": r.image_size,
                            "model.patch_size": r.patch_size, "train.seg_target": "anatomical",
                            "train.max_epochs": r.max_epochs or cfg.train.max_epochs})
@@ -287,13 +287,14 @@ def _real_splits(run:Run) -> dict:
     denoised = denoise_cohort(cohort, cfg, cache_dir=run.out/"cache")
     return split_by_patient(denoised, cfg.real.split_fractions, cfg.real.seed)
 
-def _box_masks(test:list, boxes_of) -> list:
-    "LiteMedSAM with one box per case (None where no box can be drawn: an empty mask)."
-    out = []
+def _box_masks(test:list, own:dict, margin:int) -> dict:
+    "LiteMedSAM per case with two box prompts in one encoder pass: the true mask's box, and the box of `own[case_id]` (empty: no mask)."
+    oracle, mine = [], []
     for c in tqdm(test, desc="LiteMedSAM box prompts", leave=False):
-        b = boxes_of(c)
-        out.append(np.zeros(c.image.shape, np.float32) if b is None else medsam_box_segment(c.image, b))
-    return out
+        boxes = [mask_box(c.mask, margin)] + ([mask_box(own[c.case_id], margin)] if own[c.case_id].any() else [])
+        p = medsam_box_segment(c.image, np.stack(boxes))
+        oracle.append(p[0]); mine.append(p[1] if len(p) > 1 else np.zeros(c.image.shape, np.float32))
+    return dict(oracle=oracle, own=mine)
 
 def stage_real(run:Run):
     "LSSNet per backbone, the U-Net peer, LiteMedSAM (oracle box; box of LSSNet's mask) and Algorithm 1 against real masks."
@@ -314,12 +315,10 @@ def stage_real(run:Run):
     probs["U-Net (MONAI, Dice + CE)"] = run.cache("predictions", model_key("real unet", ucfg), unet)["mask_probs"]
     first = next(iter(probs))
     own = {c.case_id: p > 0.5 for c, p in zip(test, probs[first])}
-    key = cfg.hash("real", "denoise")
-    probs["LiteMedSAM · oracle box (upper reference)"] = run.cache(
-        "medsam_oracle", key, _box_masks, test, lambda c: mask_box(c.mask, cfg.real.box_margin_px))
-    probs[f"LiteMedSAM · box of {first.split(' (')[0]}'s mask"] = run.cache(
-        "medsam_own_box", model_key(f"real {first}", real_variants(cfg)[first]), _box_masks, test,
-        lambda c: mask_box(own[c.case_id], cfg.real.box_margin_px) if own[c.case_id].any() else None)
+    boxed = run.cache("medsam_boxes", model_key(f"real {first}", real_variants(cfg)[first]), _box_masks, test, own,
+                      cfg.real.box_margin_px)
+    probs["LiteMedSAM · oracle box (upper reference)"] = boxed["oracle"]
+    probs[f"LiteMedSAM · box of {first}'s mask"] = boxed["own"]
     probs["Algorithm 1 (unconditioned)"] = [m.astype(np.float32) for m in
                                             pseudo_masks(Cohort(test), cfg, conditioned=False).values()]
     per_case = pd.concat([segmentation_cases(test, [p > 0.5 for p in ps]).assign(model=n) for n, ps in probs.items()])
