@@ -546,6 +546,8 @@ def backbone_from_config(model_cfg, # `StudyConfig.model`
     "The backbone a `ModelConfig` asks for: LoRA adapters with `lora` or `qlora`, text tower frozen with `freeze_text`."
     takes_patch = model_cfg.backbone == "medsam" or (model_cfg.backbone == "tiny" and model_cfg.pretrained is None)
     kw = dict(patch_size=model_cfg.patch_size) if takes_patch else {}
+    if model_cfg.backbone == "medsam" and model_cfg.feature_cache and not (model_cfg.lora or model_cfg.qlora):
+        kw["cache_dir"] = model_cfg.feature_cache  # frozen encoder: its tokens are computed once per image
     bb = get_backbone(model_cfg.backbone, model_cfg.pretrained, qlora=model_cfg.qlora,
                       image_size=model_cfg.image_size, **kw)
     if model_cfg.lora or model_cfg.qlora: bb = add_lora(bb, model_cfg.lora_rank, model_cfg.lora_alpha)

@@ -80,6 +80,7 @@ class ModelConfig:
     lora_rank: int = 8  # unstated
     lora_alpha: int = 16  # unstated
     qlora: bool = False  # 4-bit bitsandbytes + LoRA; CUDA only
+    feature_cache: str | None = None  # medsam: folder of the frozen encoder's cached tokens (the study sets <run>/cache/features)
 
 @dataclass
 class LossConfig:

@@ -132,7 +132,8 @@ def stage_train(run:Run):
     if not needs(run, "train", "grade"): return
     cfg = run.cfg
     has_anatomy = all(c.mask is not None for s in run.results["splits"].values() for c in s)
-    variants = model_variants(cfg, has_anatomy)
+    variants = {n: v.replace(**{"model.feature_cache": str(run.out/"cache"/"features")}) if v.model.backbone == "medsam" else v
+                for n, v in model_variants(cfg, has_anatomy).items()}
     preds, evals = {}, {}
     for name, vcfg in tqdm(variants.items(), desc="models", unit="model"):
         preds[name] = run.cache("predictions", model_key(name, vcfg), train_and_predict, run, name, vcfg)
@@ -268,14 +269,15 @@ def _predictor(model):
     return predict
 
 # %% ../nbs/27_stages.ipynb #f94c56d9
-def real_variants(cfg:StudyConfig) -> dict:
+def real_variants(cfg:StudyConfig, feature_cache=None) -> dict:
     "Name -> config of every LSSNet the real-data stage trains (anatomical target, the real stage's input size and epochs)."
     r, out = cfg.real, {}
     for fam in r.backbones:
         pre = DEFAULT_WEIGHTS["medsam"] if fam == "medsam" else None if fam == "tiny" else cfg.model.compare_pretrained
         v = cfg.replace(**{"model.backbone": fam, "model.pretrained": pre, "model.image_size": r.image_size,
                            "model.patch_size": r.patch_size, "train.seg_target": "anatomical",
-                           "train.max_epochs": r.max_epochs or cfg.train.max_epochs})
+                           "train.max_epochs": r.max_epochs or cfg.train.max_epochs,
+                           "model.feature_cache": str(feature_cache) if fam == "medsam" and feature_cache else None})
         out[f"LSSNet · {model_label(v)}"] = v
     return out
 
@@ -304,7 +306,8 @@ def stage_real(run:Run):
     sp = _real_splits(run)
     test = list(sp["test"])
     probs = {}
-    for name, v in tqdm(real_variants(cfg).items(), desc="real: LSSNet", unit="model"):
+    variants = real_variants(cfg, run.out/"cache"/"features")
+    for name, v in tqdm(variants.items(), desc="real: LSSNet", unit="model"):
         probs[name] = run.cache("predictions", model_key(f"real {name}", v), train_and_predict, run, f"real {name}", v,
                                 splits=sp, pseudo={})["mask_probs"]
     ucfg = cfg.replace(**{"train.max_epochs": cfg.real.max_epochs or cfg.train.max_epochs})
@@ -315,7 +318,7 @@ def stage_real(run:Run):
     probs["U-Net (MONAI, Dice + CE)"] = run.cache("predictions", model_key("real unet", ucfg), unet)["mask_probs"]
     first = next(iter(probs))
     own = {c.case_id: p > 0.5 for c, p in zip(test, probs[first])}
-    boxed = run.cache("medsam_boxes", model_key(f"real {first}", real_variants(cfg)[first]), _box_masks, test, own,
+    boxed = run.cache("medsam_boxes", model_key(f"real {first}", variants[first]), _box_masks, test, own,
                       cfg.real.box_margin_px)
     probs["LiteMedSAM · oracle box (upper reference)"] = boxed["oracle"]
     probs[f"LiteMedSAM · box of {first}'s mask"] = boxed["own"]
