@@ -40,11 +40,12 @@ __all__ = ['PID_GAIN_VARIANTS', 'STAGES', 'needs', 'notes_table', 'stage_cohort'
 # %% ../nbs/27_stages.ipynb #0637766a
 def needs(run:Run, stage:str, *parts:str) -> bool:
     "Whether the cohort has every case's `parts` (\"grade\", \"report\", \"mask\") for `stage`; if not, say in one line why it is skipped."
-    coh = run.results["cohort"]
-    missing = [p for p in parts if not getattr(coh, f"has_{p}s")]
-    if missing: print(f"stage {stage}: skipped: the cohort {coh.name!r} lacks {' and '.join(p + 's' for p in missing)} "
-                      f"(see tables/cohort_parts; a cohort with true masks can be segmented by the real-data stage, cfg.real.source)")
-    return not missing
+    try: run.results["cohort"].require(*parts, by="it")
+    except ValueError as e:
+        print(f"stage {stage}: skipped: {e} (see tables/cohort_parts; a cohort with true masks can be segmented by the "
+              f"real-data stage, cfg.real.source)")
+        return False
+    return True
 
 def notes_table(cfg:StudyConfig, cohort:Cohort) -> pd.DataFrame:
     "Grade distribution of the cohort's notes under each scheme, beside the real notes of `cfg.real.notes` and the phantom's."
