@@ -169,17 +169,18 @@ class AdaptivePIDTverskyLoss(nn.Module):
 # %% ../nbs/15_pid_tversky.ipynb #1a4b4936
 SEG_LOSSES = ("ce", "dice", "tversky", "focal_tversky", "pid_tversky")
 
-def make_seg_loss(cfg_loss, # a `LossConfig` (`StudyConfig.loss`)
-                  anti_windup:str="conditional", # integral handling of the PID (proposed `loss.anti_windup`)
+def make_seg_loss(cfg_loss, # a `LossConfig` (`StudyConfig.loss`); `anti_windup` is read from it too
                  )->nn.Module: # a loss taking logits B×1×H×W and float targets
     "The segmentation loss named by `cfg_loss.name`."
     c = cfg_loss
+    if c.anti_windup not in _ANTI_WINDUP:
+        raise ValueError(f"loss.anti_windup must be one of {_ANTI_WINDUP}, found {c.anti_windup!r}")
     if c.name == "ce": return nn.BCEWithLogitsLoss()
     if c.name == "dice": return DiceLoss(sigmoid=True, smooth_nr=c.eps, smooth_dr=c.eps)
     if c.name == "tversky": return TverskyLoss(1 - c.beta0, c.beta0, c.eps)
     if c.name == "focal_tversky": return FocalTverskyLoss(1 - c.beta0, c.beta0, c.gamma, c.eps)
     if c.name == "pid_tversky":
-        return AdaptivePIDTverskyLoss(c.kp, c.ki, c.kd, c.beta0, c.beta_bounds, c.gamma, c.eps, anti_windup)
+        return AdaptivePIDTverskyLoss(c.kp, c.ki, c.kd, c.beta0, c.beta_bounds, c.gamma, c.eps, c.anti_windup)
     raise ValueError(f"unknown loss name {c.name!r} in config section 'loss'; choose one of {SEG_LOSSES}")
 
 # %% ../nbs/15_pid_tversky.ipynb #810da6d4
