@@ -38,9 +38,12 @@ def read_dicom_pixels(path, # a DICOM file
     if a.ndim != 2: raise ValueError(f"{path}: expected one 2-D grey frame, found pixel array of shape {a.shape}")
     slope, icpt = (float(v) if v not in (None, "") else d for v, d in
                    ((ds.get("RescaleSlope"), 1.0), (ds.get("RescaleIntercept"), 0.0)))
-    if (slope, icpt) != (1.0, 0.0): return (a.astype(np.float32) * slope + icpt), True
-    if a.dtype.kind == "i" and a.min() >= 0: a = a.astype(np.uint16)  # signed storage of non-negative values
-    return a, False
+    rescaled = (slope, icpt) != (1.0, 0.0)
+    if rescaled: a = a.astype(np.float32) * slope + icpt
+    elif a.dtype.kind == "i" and a.min() >= 0: a = a.astype(np.uint16)  # signed storage of non-negative values
+    if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1":  # low = white: invert to MONOCHROME2
+        a = (a.max().astype(np.float64) + a.min() - a).astype(a.dtype)
+    return a, rescaled
 
 def slice_plane(ds:Dataset)->dict|None:
     "Origin, unit row/column directions, unit normal and spacing of a slice in patient space (None if absent)."
@@ -74,6 +77,7 @@ def write_dicom_slice(path, # where to write (.ima or .dcm)
                       spacing=(0.6875, 0.6875), # PixelSpacing (row, column) in mm
                       series_uid:str|None=None, # SeriesInstanceUID; a new one when None
                       rescale:tuple|None=None, # (slope, intercept) to store, or None for no rescale tags
+                      photometric:str="MONOCHROME2", # PhotometricInterpretation; "MONOCHROME1": `pixels` are stored as given, low = white
                      ):
     "Write a minimal 12-bit MR DICOM slice (a test fixture)."
     meta = FileMetaDataset()
@@ -90,7 +94,7 @@ def write_dicom_slice(path, # where to write (.ima or .dcm)
     ds.PixelSpacing = [float(v) for v in spacing]
     px = np.clip(np.asarray(pixels), 0, 4095).astype(np.uint16)
     ds.Rows, ds.Columns = px.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     if rescale is not None: ds.RescaleSlope, ds.RescaleIntercept = rescale
     ds.PixelData = px.tobytes()
