@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_cases.ipynb #99c99d7a
 from __future__ import annotations
-import logging
+import hashlib, logging
 from dataclasses import dataclass, field
 from collections import Counter
 import numpy as np, pandas as pd
@@ -13,7 +13,7 @@ from .grades import GRADES, GRADE_NAMES
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['normalise_image', 'Case', 'Skipped', 'Cohort', 'split_by_patient', 'finish_cohort']
+__all__ = ['normalise_image', 'Case', 'Skipped', 'pixel_hash', 'Cohort', 'split_by_patient', 'finish_cohort']
 
 # %% ../nbs/02_cases.ipynb #87881437
 def normalise_image(raw:np.ndarray, # H×W intensities, any numeric dtype
@@ -76,6 +76,12 @@ _PARTS = {  # what a case may lack, and how to tell that it has it
     "mask": lambda c: c.mask is not None,
     "pixel spacing": lambda c: c.meta.get("pixel_spacing_known", True) is not False,
 }
+
+def pixel_hash(raw:np.ndarray, # H×W image
+              )->str: # 12 hex digits of the SHA-1 of the shape and the pixel bytes
+    "A key that two copies of one image share, whatever their file names."
+    a = np.ascontiguousarray(raw)
+    return hashlib.sha1(f"{a.shape}".encode() + a.tobytes()).hexdigest()[:12]
 
 class Cohort:
     "A list of `Case`s with the record of what was skipped while loading it."
@@ -144,6 +150,14 @@ class Cohort:
         "What the loader skipped, one row per input, with the reason."
         return pd.DataFrame([vars(s) for s in self.skipped], columns=["path", "reason"])
 
+    def shared_images(self) -> pd.DataFrame:
+        "Images (by `pixel_hash`) held by cases of more than one patient: one row per such case."
+        by = {}
+        for c in self.cases: by.setdefault(pixel_hash(c.raw), []).append(c)
+        rows = [dict(image=h, patient_id=c.patient_id, case_id=c.case_id, source=c.source) for h, cs in by.items()
+                if len({c.patient_id for c in cs}) > 1 for c in cs]
+        return pd.DataFrame(rows, columns=["image", "patient_id", "case_id", "source"])
+
 # %% ../nbs/02_cases.ipynb #856abb4f
 _SEVERITY = {g: i for i, g in enumerate(GRADES)}
 
@@ -155,6 +169,13 @@ def split_by_patient(cohort:Cohort, # the cohort to split
     fr = np.asarray(fractions, dtype=float)
     if len(fr) != 3 or (fr < 0).any() or not np.isclose(fr.sum(), 1):
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, found {tuple(fractions)}")
+    shared = cohort.shared_images()
+    if len(shared):
+        one = shared[shared.image == shared.image.iloc[0]]
+        raise ValueError(f"cohort {cohort.name!r}: one image is under patients {sorted(set(one.patient_id))}: "
+                         + ", ".join(f"{r.case_id} ({r.source or 'no source'})" for r in one.itertuples())
+                         + f"; a patient split could put it in two splits ({shared.image.nunique()} such image(s), "
+                         "see Cohort.shared_images()): remove the copies from the input")
     worst = {}
     for c in cohort:
         w = worst.get(c.patient_id)
@@ -183,13 +204,17 @@ def finish_cohort(name:str, # the cohort's name, e.g. "mendeley"
                   skipped:list, # the `Skipped` inputs, with their reasons
                   verbose:bool=True, # print the summary line (it is always logged)
                  )->Cohort:
-    "Build a loader's cohort and report it in one line: cases kept, patients, grades, inputs skipped by reason."
-    coh = Cohort(cases, skipped, name=name)
+    "Build a loader's cohort (constant images skipped) and report it in one line: cases, patients, grades, skips by reason, unknown spacings."
+    flat = [c for c in cases if c.raw.min() == c.raw.max()]
+    skipped = list(skipped) + [Skipped(c.source or c.case_id, f"constant image: case {c.case_id}: every pixel is {c.raw.flat[0]}") for c in flat]
+    coh = Cohort([c for c in cases if c.raw.min() != c.raw.max()], skipped, name=name)
     kinds = Counter(s.reason.split(":")[0] for s in skipped)
     grades = [f'{g} {n}' for g, n in coh.grade_counts().items()] + ([f"no grade {coh.n_ungraded}"] if coh.n_ungraded else [])
     line = (f"{name}: {len(coh)} cases from {len(coh.patients)} patients "
             f"({', '.join(grades)}); {len(skipped)} inputs skipped"
             + (f" ({'; '.join(f'{k} ×{n}' for k, n in kinds.most_common(5))})" if skipped else ""))
+    no_spacing = sum(not _PARTS["pixel spacing"](c) for c in coh)
+    if no_spacing: line += f"; pixel spacing unknown for {no_spacing} cases (1 mm placeholder: HD95 in pixels)"
     _log.info(line)
     if verbose: print(line)
     return coh
