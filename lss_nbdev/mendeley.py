@@ -113,6 +113,14 @@ def _axial_order(headers:list)->tuple:
         return [headers[i] for i in np.lexsort((inst, -pos))], "position"
     return [headers[i] for i in np.argsort(inst, kind="stable")], "instance"
 
+def _fill_gaps(instances:list)->tuple:
+    "The stack (InstanceNumbers, cranial → caudal) with the gaps in its run of numbers filled, and the missing numbers."
+    s = sorted(instances)
+    if len(set(s)) != len(s) or instances not in (s, s[::-1]): return instances, []  # not one monotone run: leave as read
+    full = list(range(s[0], s[-1] + 1))
+    have = set(instances)
+    return (full if instances == s else full[::-1]), [i for i in full if i not in have]
+
 def _group_series(files:list, skipped:list)->dict:
     "Read headers of `files` and group them by series; unreadable files are recorded in `skipped`."
     series = {}
@@ -158,7 +166,9 @@ def load_mendeley(root, # folder with one sub-folder per patient (e.g. 0001/) of
         if not files:
             skipped.append(Skipped(str(pdir), f"no DICOM files: nothing with extension {extensions} under the patient folder"))
             continue
+        n_before = len(skipped)
         series, axial = _group_series(files, skipped), []
+        unreadable = [Path(s.path) for s in skipped[n_before:]]
         for hs in series.values():
             desc = str(hs[0][1].get("SeriesDescription", ""))
             if pattern.search(desc): axial.append(hs)
@@ -173,10 +183,19 @@ def load_mendeley(root, # folder with one sub-folder per patient (e.g. 0001/) of
                                    f"series not used: another axial T2 series ({len(hs)} files) than the longest one"))
         ordered, order = _axial_order(axial[0])
         instances = [int(ds.get("InstanceNumber") or i + 1) for i, (_, ds) in enumerate(ordered)]
-        picks = picker(pid, instances, levels)
+        stack, gaps = _fill_gaps(instances)
+        folders = {f.parent for f, _ in ordered}
+        extra = sum(f.parent in folders for f in unreadable) - len(gaps)
+        if gaps: skipped.append(Skipped(str(pdir), f"stack gap: axial instance(s) {gaps} unreadable; levels picked over the whole stack of {len(stack)}"))
+        if extra > 0: skipped.append(Skipped(str(pdir), f"stack uncertain: {extra} unreadable file(s) beside the axial series fill no gap in its "
+                                                        f"InstanceNumbers {min(stack)}-{max(stack)}; a lost first or last slice would shift every pick"))
+        picks = picker(pid, stack, levels)
         for lvl in levels:
             if lvl not in picks:
-                skipped.append(Skipped(str(pdir), f"no slice for level: {lvl} not picked by {getattr(picker, '__name__', picker)} ({len(instances)} axial slices)"))
+                skipped.append(Skipped(str(pdir), f"no slice for level: {lvl} not picked by {getattr(picker, '__name__', picker)} ({len(stack)} axial slices)"))
+                continue
+            if picks[lvl] in gaps:
+                skipped.append(Skipped(str(pdir), f"no slice for level: {lvl} instance {picks[lvl]} is unreadable (a gap in the axial stack)"))
                 continue
             if picks[lvl] not in instances:
                 skipped.append(Skipped(str(pdir), f"no slice for level: {lvl} instance {picks[lvl]} is not in the axial series"))
@@ -195,7 +214,7 @@ def load_mendeley(root, # folder with one sub-folder per patient (e.g. 0001/) of
             spacing = dicom_pixel_spacing(ds)
             cases.append(Case(pid, lvl, raw, grade, report=note, pixel_spacing=spacing or (1.0, 1.0), source=str(f),
                               meta=dict(dataset="mendeley", series=str(ds.get("SeriesDescription", "")), instance=picks[lvl],
-                                        n_axial=len(instances), order=order, slice_rule=getattr(picker, "__name__", str(picker)),
+                                        n_axial=len(stack), order=order, slice_rule=getattr(picker, "__name__", str(picker)),
                                         rescaled=rescaled, pixel_spacing_known=spacing is not None)))
     have = {_pid_key(p.name) for p in patients}
     skipped += [Skipped(str(notes), f"note without images: patient {k} has no folder in {root}") for k in note_of if k not in have]
