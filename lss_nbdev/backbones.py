@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_backbones.ipynb #7d0a2f1e
 from __future__ import annotations
-import importlib, inspect, json, logging, tempfile, warnings
+import importlib, inspect, json, logging, os, tempfile, warnings
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,9 +13,9 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['FAMILIES', 'DEFAULT_WEIGHTS', 'LORA_TARGETS', 'TextEncoding', 'masked_mean', 'Backbone', 'resolve_weights',
-           'TinyBackbone', 'BiomedCLIPBackbone', 'SmolVLMBackbone', 'LlavaMedBackbone', 'get_backbone',
-           'backbone_from_config', 'add_lora']
+__all__ = ['FAMILIES', 'DEFAULT_WEIGHTS', 'QLORA_FAMILIES', 'LORA_TARGETS', 'TextEncoding', 'masked_mean', 'Backbone',
+           'resolve_weights', 'TinyBackbone', 'BiomedCLIPBackbone', 'SmolVLMBackbone', 'LlavaMedBackbone',
+           'get_backbone', 'backbone_from_config', 'add_lora']
 
 # %% ../nbs/13_backbones.ipynb #2a070531
 FAMILIES = ("tiny", "biomedclip", "smolvlm", "llava-med", "medsam")
@@ -361,6 +361,10 @@ def _processor_norm(path:Path, mean, std) -> tuple:
     j = json.loads(f.read_text())
     return j.get("image_mean", mean), j.get("image_std", std)
 
+def _local_cuda_device() -> int:
+    "This process's GPU: LOCAL_RANK under `accelerate launch` / `torchrun` (one GPU per process), else the current one."
+    return int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
+
 def _bnb_4bit():
     from transformers import BitsAndBytesConfig
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
@@ -400,7 +404,7 @@ class _HFBackbone(Backbone):
         if conf.model_type != cls.model_type:
             raise ValueError(f"{cls.name}: {path} holds a '{conf.model_type}' model; expected '{cls.model_type}'")
         kw = dict(local_files_only=True, dtype=dtype)
-        if qlora: kw.update(quantization_config=_bnb_4bit(), device_map={"": torch.cuda.current_device()},
+        if qlora: kw.update(quantization_config=_bnb_4bit(), device_map={"": _local_cuda_device()},
                             dtype=torch.bfloat16)
         vlm = cls._model_class().from_pretrained(path, **kw)
         if qlora:
@@ -501,8 +505,10 @@ def _family_class(name:str) -> type:
     module, attr = _LATER_FAMILIES[name].split(":")
     return getattr(importlib.import_module(module), attr)
 
+QLORA_FAMILIES = ("smolvlm", "llava-med")  # the transformers VLMs: 4-bit NF4 load through bitsandbytes
+
 def _check_qlora(name:str):
-    if name not in ("smolvlm", "llava-med"):
+    if name not in QLORA_FAMILIES:
         raise ValueError(f"qlora=True is for the transformers VLMs (smolvlm, llava-med); for '{name}' use plain LoRA "
                          "(get_backbone(..., qlora=False), then add_lora)")
     if not torch.cuda.is_available():
@@ -543,12 +549,14 @@ def get_backbone(name:str, # one of FAMILIES: "tiny", "biomedclip", "smolvlm", "
 
 def backbone_from_config(model_cfg, # `StudyConfig.model`
                         )->Backbone:
-    "The backbone a `ModelConfig` asks for: LoRA adapters with `lora` or `qlora`, text tower frozen with `freeze_text`."
-    takes_patch = model_cfg.backbone == "medsam" or (model_cfg.backbone == "tiny" and model_cfg.pretrained is None)
+    "The backbone a `ModelConfig` asks for: QLoRA (4-bit NF4 + LoRA) with `qlora` on the transformers VLMs, plain LoRA with `lora` (and with `qlora` on the other families), text tower frozen with `freeze_text`."
+    fam = model_cfg.backbone
+    pretrained = model_cfg.weights_for(fam) if hasattr(model_cfg, "weights_for") else model_cfg.pretrained
+    takes_patch = fam == "medsam" or (fam == "tiny" and pretrained is None)
     kw = dict(patch_size=model_cfg.patch_size) if takes_patch else {}
-    if model_cfg.backbone == "medsam" and model_cfg.feature_cache and not (model_cfg.lora or model_cfg.qlora):
+    if fam == "medsam" and model_cfg.feature_cache and not (model_cfg.lora or model_cfg.qlora):
         kw["cache_dir"] = model_cfg.feature_cache  # frozen encoder: its tokens are computed once per image
-    bb = get_backbone(model_cfg.backbone, model_cfg.pretrained, qlora=model_cfg.qlora,
+    bb = get_backbone(fam, pretrained, qlora=model_cfg.qlora and fam in QLORA_FAMILIES,
                       image_size=model_cfg.image_size, **kw)
     if model_cfg.lora or model_cfg.qlora: bb = add_lora(bb, model_cfg.lora_rank, model_cfg.lora_alpha)
     if model_cfg.freeze_text: bb.text_tower.requires_grad_(False)
