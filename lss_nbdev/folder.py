@@ -63,7 +63,9 @@ def load_folder(csv_path, # CSV with columns path, patient_id (+ grade, report, 
     "Cases from image files (PNG or DICOM) listed in a CSV; grades, reports and masks optional."
     csv_path = Path(csv_path)
     if not csv_path.exists(): raise FileNotFoundError(f"folder CSV {csv_path} does not exist")
-    df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    try: df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError: raise ValueError(f"folder CSV {csv_path} is empty: not even a header line "
+                                                      f"(required columns: {', '.join(_REQUIRED_COLUMNS)})") from None
     missing = [c for c in _REQUIRED_COLUMNS if c not in df.columns]
     if missing: raise ValueError(f"folder CSV {csv_path}: missing columns {missing}; found {list(df.columns)} "
                                  f"(required: {', '.join(_REQUIRED_COLUMNS)}; optional: grade, report, level, pixel_spacing, mask_path)")
@@ -73,6 +75,9 @@ def load_folder(csv_path, # CSV with columns path, patient_id (+ grade, report, 
         try:
             g = str(r.get("grade", "")).strip()
             grades.append(parse_grade(g) if g else None)
+            if g and not str(r.get("level", "")).strip():
+                raise ValueError(f"grade {g!r} but no level ({'the CSV has no level column' if 'level' not in df.columns else 'the level cell is empty'}): "
+                                 "a graded case needs its disc level, e.g. 'L4-L5' (grades and reports are per level); only a row without a grade may leave it out")
             levels.append(folder_level(r.get("level", ""), Path(r["path"]).stem))
         except ValueError as e: raise ValueError(f"folder CSV {csv_path}, line {i + 2}: {e}") from None
     keys = _slice_keys(df, levels, csv_path)
