@@ -4,7 +4,7 @@
 
 # %% ../nbs/18_metrics.ipynb #890e3cb0
 from __future__ import annotations
-import shutil, subprocess, warnings
+import re, shutil, subprocess, warnings
 from collections import Counter
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -17,10 +17,11 @@ from .masks import _masks, confusion_counts, _scores
 from .stats import bootstrap_ci
 
 # %% auto #0
-__all__ = ['SEGMENTATION_METRICS', 'METRIC_NAMES', 'NLG_METRICS', 'surface_distances', 'hd95', 'segmentation_scores',
-           'ci_summary', 'segmentation_cases', 'segmentation_table', 'format_ci', 'ci_table', 'classification_table',
-           'confusion_table', 'roc_curves', 'reliability_table', 'expected_calibration_error', 'nlg_scores',
-           'nlg_table', 'plot_confusion', 'plot_roc', 'classification_figure', 'reliability_figure']
+__all__ = ['SEGMENTATION_METRICS', 'METRIC_NAMES', 'NLG_METRICS', 'METEOR_NOTE', 'surface_distances', 'hd95',
+           'segmentation_scores', 'ci_summary', 'segmentation_cases', 'segmentation_table', 'format_ci', 'ci_table',
+           'classification_table', 'confusion_table', 'roc_curves', 'reliability_table', 'expected_calibration_error',
+           'java_available', 'ptb_tokenize', 'nlg_scores', 'nlg_table', 'plot_confusion', 'plot_roc',
+           'classification_figure', 'reliability_figure']
 
 # %% ../nbs/18_metrics.ipynb #c6c1146d
 def _spacing(spacing)->tuple:
@@ -65,32 +66,38 @@ def segmentation_scores(pred, # binary prediction, H×W
 # %% ../nbs/18_metrics.ipynb #2ec2c123
 def _macro_mean(*groups, axis=-1): return np.mean([np.mean(g, axis=axis) for g in groups], axis=0)
 
+def _unit_text(units)->str:
+    "The one unit of `units` (e.g. 'mm'), or 'mm or px' when they differ; units already joined by ' or ' are split."
+    return " or ".join(sorted({x for u in units for x in str(u).split(" or ")}))
+
 def ci_summary(per_case:pd.DataFrame, # one row per case
                metrics:list, # columns to summarise
                by:str|None="grade", # grouping column (grades are shown as "Grade A", ...); None: overall only
                n:int=2000, # bootstrap resamples
                seed:int=0, # bootstrap seed
                level:float=0.95, # confidence level
-              )->pd.DataFrame: # group, metric, value, ci_lo, ci_hi, n, n_undefined
+              )->pd.DataFrame: # group, metric, value, ci_lo, ci_hi, n, n_undefined (+ unit where per_case has `<metric>_unit`)
     "Per-group, macro and overall means of per-case metrics with bootstrap confidence intervals."
     missing = [c for c in [*metrics, *([by] if by else [])] if c not in per_case]
     if missing: raise ValueError(f"per_case has no column(s) {missing}; it has {list(per_case.columns)}")
     keys = (list(GRADES) if by == "grade" else list(dict.fromkeys(per_case[by]))) if by else []
     label = (lambda g: GRADE_NAMES[g]) if by == "grade" else str
-    rows = []
-    def row(group, metric, vals, stat=np.mean):
+    rows, with_units = [], any(f"{m}_unit" in per_case for m in metrics)
+    def row(group, metric, vals, stat=np.mean, unit=()):
         d = [v[~np.isnan(v)] for v in vals]
         n_def, n_all = sum(map(len, d)), sum(map(len, vals))
         est = bootstrap_ci(d if len(d) > 1 else d[0], stat, n=n, seed=seed, level=level) if all(len(x) for x in d) and d else (np.nan,) * 3
-        rows.append(dict(group=group, metric=metric, value=est[0], ci_lo=est[1], ci_hi=est[2], n=n_def, n_undefined=n_all - n_def))
+        rows.append(dict(group=group, metric=metric, value=est[0], ci_lo=est[1], ci_hi=est[2], n=n_def, n_undefined=n_all - n_def,
+                         **({"unit": _unit_text(unit) or None} if with_units else {})))
     for m in metrics:
         v = per_case[m].to_numpy(float)
-        groups = {g: v[(per_case[by] == g).to_numpy()] for g in keys}
-        for g in keys: row(label(g), m, [groups[g]])
+        u = per_case[f"{m}_unit"].to_numpy() if f"{m}_unit" in per_case else np.array([])
+        groups = {g: (per_case[by] == g).to_numpy() for g in keys}
+        for g in keys: row(label(g), m, [v[groups[g]]], unit=u[groups[g]] if len(u) else ())
         if by:
-            present = [x for x in groups.values() if (~np.isnan(x)).any()]
-            row("Macro", m, present, _macro_mean)
-        row("All", m, [v])
+            present = [x for x in groups.values() if (~np.isnan(v[x])).any()]
+            row("Macro", m, [v[x] for x in present], _macro_mean, u)
+        row("All", m, [v], unit=u)
     return pd.DataFrame(rows)
 
 # %% ../nbs/18_metrics.ipynb #f92edaeb
@@ -99,7 +106,7 @@ SEGMENTATION_METRICS = ("dice", "iou", "precision", "recall", "specificity", "hd
 def segmentation_cases(cases, # sequence of `Case` (e.g. a `Cohort`)
                        preds, # predicted binary masks, one per case
                        targets=None, # ground-truth masks, one per case; None: each case's `mask`
-                      )->pd.DataFrame: # case_id, patient_id, grade, dice, iou, precision, recall, specificity, hd95 (mm)
+                      )->pd.DataFrame: # case_id, patient_id, grade, dice, iou, precision, recall, specificity, hd95, hd95_unit ("mm" or "px")
     "Segmentation metrics for every case."
     cases, preds = list(cases), list(preds)
     if len(preds) != len(cases): raise ValueError(f"preds has {len(preds)} masks but cases has {len(cases)} cases")
@@ -109,11 +116,12 @@ def segmentation_cases(cases, # sequence of `Case` (e.g. a `Cohort`)
     for i, (c, p) in enumerate(zip(cases, preds)):
         t = c.mask if targets is None else targets[i]
         if t is None: raise ValueError(f"case {c.case_id} has no ground-truth mask; pass targets=")
+        known = c.meta.get("pixel_spacing_known", True) is not False
         try:
-            s = segmentation_scores(p, t, c.pixel_spacing)
+            s = segmentation_scores(p, t, c.pixel_spacing if known else None)
         except ValueError as err: raise ValueError(f"case {c.case_id}: {err}") from None
-        rows.append(dict(case_id=c.case_id, patient_id=c.patient_id, grade=c.grade, **s))
-    return pd.DataFrame(rows, columns=["case_id", "patient_id", "grade", *SEGMENTATION_METRICS])
+        rows.append(dict(case_id=c.case_id, patient_id=c.patient_id, grade=c.grade, **s, hd95_unit="mm" if known else "px"))
+    return pd.DataFrame(rows, columns=["case_id", "patient_id", "grade", *SEGMENTATION_METRICS, "hd95_unit"])
 
 def segmentation_table(cases, # sequence of `Case`
                        preds, # predicted binary masks, one per case
@@ -127,7 +135,7 @@ def segmentation_table(cases, # sequence of `Case`
 
 # %% ../nbs/18_metrics.ipynb #2fb095c6
 METRIC_NAMES = dict(dice="Dice", iou="IoU", precision="Precision", recall="Recall", specificity="Specificity",
-                    hd95="HD95 (mm)", f1="F1", auc="AUC", accuracy="Accuracy")
+                    hd95="HD95", f1="F1", auc="AUC", accuracy="Accuracy")
 
 def format_ci(value:float, # point estimate
               lo:float=np.nan, # lower bound (NaN: no interval)
@@ -148,7 +156,8 @@ def ci_table(tidy:pd.DataFrame, # tidy table (`segmentation_table`, `classificat
             )->pd.DataFrame: # wide table of "value (lo–hi)" strings, in the order of appearance
     "Pivot a tidy metric table into a wide table of formatted values."
     t = tidy.assign(text=[format_ci(v, l, h, digits) for v, l, h in zip(tidy.value, tidy.ci_lo, tidy.ci_hi)])
-    t[columns] = t[columns].map(lambda m: names.get(m, m))
+    unit = {m: _unit_text(g.dropna()) for m, g in t.groupby(columns).unit} if "unit" in t else {}
+    t[columns] = t[columns].map(lambda m: names.get(m, m) + (f" ({unit[m]})" if unit.get(m) else ""))
     w = t.pivot_table(index=index, columns=columns, values="text", aggfunc="first", sort=False)
     w.columns.name = None
     return w
@@ -261,11 +270,24 @@ def expected_calibration_error(y_true, # true grades, N
 NLG_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-1", "ROUGE-2", "ROUGE-L", "METEOR", "CIDEr",
                "Jaccard", "TF-IDF", "Dist-1", "Dist-2")
 
-def _require_java():
+METEOR_NOTE = ("METEOR left out (NaN): no working `java` on PATH, and pycocoevalcap's METEOR 1.5 is a Java program; "
+               "the other scores use the pure-Python PTB tokenization (install a JRE, e.g. `apt-get install default-jre-headless`, for METEOR)")
+
+def java_available()->bool:
+    "Whether a working `java` is on PATH (pycocoevalcap's PTB tokenizer and METEOR run on it)."
     java = shutil.which("java")
-    if java is None or subprocess.run([java, "-version"], capture_output=True).returncode != 0:
-        raise RuntimeError("nlg_scores needs Java: pycocoevalcap's PTB tokenizer and METEOR run as Java programs, "
-                           "and no working `java` was found on PATH (install a JRE, e.g. `apt-get install default-jre-headless`)")
+    return java is not None and subprocess.run([java, "-version"], capture_output=True).returncode == 0
+
+_PTB_TOKEN = re.compile(r"\d+(?:[.,]\d+)+|(?:[a-z]\.){2,}|n't\b|'(?:s|re|ve|ll|d|m)\b|[a-z]+&[a-z]+"
+                        r"|\w+(?:[-/]\w+)*?(?=n't\b)|\w+(?:[-/]\w+)*|\.\.\.|--|\S")
+_PTB_BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
+_PTB_DROP = {"''", "'", "``", "`", '"', ".", "?", "!", ",", ":", "-", "--", "...", "…", ";"}  # pycocoevalcap's PUNCTUATIONS, as lower-cased
+
+def ptb_tokenize(text:str, # one report
+                )->str: # its tokens joined by spaces
+    "Pure-Python stand-in for pycocoevalcap's PTBTokenizer: lower-cased PTB tokens (numbers, e.g., n't, 's, brackets as -lrb-), punctuation removed."
+    toks = (_PTB_BRACKETS.get(t, t) for t in _PTB_TOKEN.findall(" ".join(text.split()).lower()))
+    return " ".join(t for t in toks if t not in _PTB_DROP)
 
 def _ngrams(tokens:list, n:int)->Counter: return Counter(zip(*(tokens[i:] for i in range(n))))
 
@@ -297,15 +319,19 @@ def nlg_scores(references, # N reference reports (strings, or lists of strings f
     if len(refs) != len(hyps): raise ValueError(f"hypotheses has {len(hyps)} reports but references has {len(refs)}")
     if not refs: raise ValueError("references and hypotheses are empty")
     if any(len(h) != 1 for h in hyps): raise ValueError("hypotheses must hold one generated report per case")
-    _require_java()
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.meteor.meteor import Meteor
-    one_line = lambda s: " ".join(s.split())  # the tokenizer works line by line
-    tok = PTBTokenizer().tokenize({**{f"r{i}": [{"caption": one_line(s)} for s in r] for i, r in enumerate(refs)},
-                                   **{f"h{i}": [{"caption": one_line(h[0])}] for i, h in enumerate(hyps)}})
+    java = java_available()
+    if java:
+        one_line = lambda s: " ".join(s.split())  # the tokenizer works line by line
+        tok = PTBTokenizer().tokenize({**{f"r{i}": [{"caption": one_line(s)} for s in r] for i, r in enumerate(refs)},
+                                       **{f"h{i}": [{"caption": one_line(h[0])}] for i, h in enumerate(hyps)}})
+    else:
+        warnings.warn(METEOR_NOTE)
+        tok = {**{f"r{i}": [ptb_tokenize(s) for s in r] for i, r in enumerate(refs)}, **{f"h{i}": [ptb_tokenize(h[0])] for i, h in enumerate(hyps)}}
     gts = {i: tok[f"r{i}"] for i in range(len(refs))}
     res = {i: tok[f"h{i}"] for i in range(len(refs))}
     corpus, per = {}, {}
@@ -315,14 +341,16 @@ def nlg_scores(references, # N reference reports (strings, or lists of strings f
     rt = [[r.split() for r in gts[i]] for i in gts]
     for n in (1, 2): per[f"ROUGE-{n}"] = [max(_rouge_n(h, r, n) for r in rs) for h, rs in zip(ht, rt)]
     corpus["ROUGE-L"], per["ROUGE-L"] = Rouge().compute_score(gts, res)
-    meteor = Meteor()
-    try: corpus["METEOR"], per["METEOR"] = meteor.compute_score(gts, res)
-    except ValueError as err:  # the Java process died or printed no score
-        meteor.meteor_p.kill()
-        raise RuntimeError(f"METEOR (Java) returned no score: {meteor.meteor_p.stderr.read().decode()[-500:] or err}") from None
-    finally:
-        if meteor.lock.locked(): meteor.lock.release()  # pycocoevalcap keeps it on failure, and its __del__ waits for it
-        del meteor
+    if not java: corpus["METEOR"], per["METEOR"] = np.nan, [np.nan] * len(refs)
+    else:
+        meteor = Meteor()
+        try: corpus["METEOR"], per["METEOR"] = meteor.compute_score(gts, res)
+        except ValueError as err:  # the Java process died or printed no score
+            meteor.meteor_p.kill()
+            raise RuntimeError(f"METEOR (Java) returned no score: {meteor.meteor_p.stderr.read().decode()[-500:] or err}") from None
+        finally:
+            if meteor.lock.locked(): meteor.lock.release()  # pycocoevalcap keeps it on failure, and its __del__ waits for it
+            del meteor
     corpus["CIDEr"], per["CIDEr"] = Cider().compute_score(gts, res)
     per["Jaccard"] = [max(len(set(h) & set(r)) / len(set(h) | set(r)) if set(h) | set(r) else 1.0 for r in rs) for h, rs in zip(ht, rt)]
     tf = TfidfVectorizer(tokenizer=str.split, token_pattern=None, lowercase=False).fit([*(r for i in gts for r in gts[i]), *(res[i][0] for i in res)])
