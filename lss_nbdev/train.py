@@ -4,10 +4,11 @@
 
 # %% ../nbs/16_train.ipynb #8208f6f1
 from __future__ import annotations
-import contextlib, math, random
+import contextlib, math, os, random, uuid
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np, pandas as pd, torch, torch.nn.functional as F
+import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import save_model, load_model
 from tqdm.auto import tqdm
 from .config import StudyConfig
@@ -19,8 +20,9 @@ from .losses import make_seg_loss
 from .model import LSSNet, param_groups
 
 # %% auto #0
-__all__ = ['SEG_TARGETS', 'build_model', 'TensorSet', 'seg_targets', 'to_tensors', 'batch_order', 'grade_loss', 'run_epoch',
-           'predict', 'dice_per_case', 'fit']
+__all__ = ['SEG_TARGETS', 'CKPT_TAG', 'build_model', 'TensorSet', 'seg_targets', 'to_tensors', 'SyncBatchNorm2d',
+           'sync_batchnorm', 'shard_batch', 'batch_order', 'grade_loss', 'run_epoch', 'predict', 'dice_per_case',
+           'weights_tag', 'finish_checkpoint', 'launched_processes', 'fit']
 
 # %% ../nbs/16_train.ipynb #e801e93c
 def build_model(cfg:StudyConfig, # uses cfg.model
@@ -54,21 +56,72 @@ def seg_targets(cohort:Cohort, # the cases
     for c in cohort:
         if target == "anatomical":
             if c.mask is None: raise ValueError(f"case {c.case_id} has no anatomical mask; use seg_target='pseudo'")
-            out.append(c.mask)
+            m = c.mask
         else:
             if pseudo is None or c.case_id not in pseudo: raise ValueError(f"case {c.case_id} has no pseudo-mask")
-            out.append(pseudo[c.case_id])
+            m = np.asarray(pseudo[c.case_id])
+        if m.shape != c.image.shape:
+            raise ValueError(f"case {c.case_id} ({c.source or 'no source'}): {target} mask has shape {m.shape}, its image {c.image.shape}")
+        out.append(m)
     return out
 
 def to_tensors(cohort:Cohort, backbone, target:str="pseudo", pseudo:dict|None=None) -> TensorSet:
-    "Preprocess a cohort once for training or inference."
+    "Preprocess a cohort once for training or inference; cases may differ in size."
     masks = seg_targets(cohort, target, pseudo)
     pixels = backbone.preprocess([c.image for c in cohort])
-    s = pixels.shape[-2:]
-    m = torch.from_numpy(np.stack(masks).astype(np.float32))[:, None]
-    m = F.interpolate(m, size=s, mode="nearest")
+    s = tuple(pixels.shape[-2:])
+    m = torch.cat([F.interpolate(torch.from_numpy(np.asarray(k, dtype=np.float32))[None, None], size=s, mode="nearest")
+                   for k in masks])
     g = torch.tensor([-1 if c.grade is None else GRADES.index(c.grade) for c in cohort])
     return TensorSet([c.case_id for c in cohort], pixels, m, g)
+
+# %% ../nbs/16_train.ipynb #c4687628
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+
+class SyncBatchNorm2d(nn.BatchNorm2d):
+    "BatchNorm2d whose training statistics are over every rank's part of the batch; plain BatchNorm2d in one process."
+    share = 1.0  # weight of this rank's cases in the global statistics (1/c for a case that c ranks hold)
+
+    def forward(self, x:torch.Tensor) -> torch.Tensor:
+        if not (self.training and _distributed()): return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+        xf, w = x.float(), float(self.share)
+        n_local = torch.tensor([w * x.shape[0] * x.shape[2] * x.shape[3]], device=x.device)
+        s = all_reduce(torch.cat([xf.sum((0, 2, 3)) * w, n_local]))
+        n, mean = s[-1], s[:-1] / s[-1]
+        d = xf - mean[None, :, None, None]
+        var = all_reduce((d * d).sum((0, 2, 3)) * w) / n
+        y = d * torch.rsqrt(var + self.eps)[None, :, None, None]
+        if self.affine: y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1).clamp_min(1), alpha=m)
+        return y.to(x.dtype)
+
+def sync_batchnorm(model:nn.Module, # changed in place
+                  )->nn.Module: # the same model, every nn.BatchNorm2d now a SyncBatchNorm2d (same state)
+    "Swap the BatchNorm2d layers for `SyncBatchNorm2d`, keeping their parameters and running statistics."
+    for name, child in list(model.named_children()):
+        if type(child) is nn.BatchNorm2d:
+            dev = next(iter([*child.parameters(), *child.buffers()]), torch.empty(0)).device
+            new = SyncBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats, device=dev)
+            new.load_state_dict(child.state_dict())
+            new.train(child.training); setattr(model, name, new)
+        else: sync_batchnorm(child)
+    return model
+
+def shard_batch(b:np.ndarray, # the global batch's indices
+                rank:int, world:int, # this process and the number of processes
+               )->tuple: # (this rank's indices, their weight, whether this rank counts their FP/FN)
+    "This rank's part of a global batch: near-equal contiguous parts; with fewer cases than ranks, one case each."
+    if world <= 1: return b, 1.0, True
+    if len(b) >= world: return np.array_split(b, world)[rank], 1.0, True
+    i = rank % len(b)
+    return b[i:i + 1], 1.0 / len(range(i, world, len(b))), rank < len(b)
 
 # %% ../nbs/16_train.ipynb #ca52582f
 def _autocast(device:torch.device, bf16:bool):
@@ -90,30 +143,48 @@ def grade_loss(logits:torch.Tensor, # B×3 grade logits
     return F.cross_entropy(logits[known], grades[known]) if bool(known.any()) else logits.sum() * 0
 
 def run_epoch(model, data:TensorSet, seg_loss, cfg:StudyConfig, optimizer=None, epoch:int=0,
-              device="cpu", desc:str="") -> dict:
-    "One pass over `data`; trains when an optimizer is given. Returns mean losses and FP/FN/TP counts."
+              device="cpu", desc:str="",
+              accelerator=None, # an `accelerate.Accelerator`: this rank trains on its part of each global batch
+             )->dict:
+    "One pass over `data`; trains when an optimizer is given. Returns mean losses and FP/FN/TP counts (of all ranks)."
     train = optimizer is not None
     model.train(train)
     device = torch.device(device)
+    world, rank = (accelerator.num_processes, accelerator.process_index) if accelerator is not None else (1, 0)
+    bns = [m for m in model.modules() if isinstance(m, SyncBatchNorm2d)]
     tot = dict(loss=0.0, seg=0.0, cls=0.0, fp=0.0, fn=0.0, tp=0.0, n=0)
     batches = batch_order(len(data), cfg.train.batch_size, cfg.data.seed, epoch, shuffle=train)
     for b in tqdm(batches, desc=desc, leave=False, disable=not desc):
+        k = len(b)
+        if world > 1:
+            n_graded = int((data.grades[b] >= 0).sum())
+            b, share, counts = shard_batch(b, rank, world)
+            for m in bns: m.share = share
         x, y, g = data.pixels[b].to(device), data.masks[b].to(device), data.grades[b].to(device)
         with torch.set_grad_enabled(train), _autocast(device, cfg.train.bf16):
             out = model(x)
             seg = seg_loss(out["mask_logits"].float(), y)
             cls = grade_loss(out["grade_logits"].float(), g)
+            if world > 1:  # this rank's share of the global batch's mean losses
+                seg = seg * (share * len(b) / k)
+                cls = cls * (share * int((g >= 0).sum()) / max(n_graded, 1))
             loss = seg + cfg.loss.cls_weight * cls
         if train:
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if accelerator is not None: accelerator.backward(loss * world)  # DDP averages over ranks; the sum is wanted
+            else: loss.backward()
             optimizer.step()
         with torch.no_grad():
             p = out["mask_logits"].float() > 0
-            tot["tp"] += float((p & (y > 0.5)).sum()); tot["fp"] += float((p & (y < 0.5)).sum())
-            tot["fn"] += float((~p & (y > 0.5)).sum())
-        k = len(b); tot["n"] += k
+            c = 1.0 if world == 1 or counts else 0.0
+            tot["tp"] += c * float((p & (y > 0.5)).sum()); tot["fp"] += c * float((p & (y < 0.5)).sum())
+            tot["fn"] += c * float((~p & (y > 0.5)).sum())
+        tot["n"] += k
         for name, v in (("loss", loss), ("seg", seg), ("cls", cls)): tot[name] += v.item() * k
+    if world > 1:
+        keys = ("loss", "seg", "cls", "fp", "fn", "tp")
+        summed = accelerator.reduce(torch.tensor([tot[k] for k in keys], dtype=torch.float64, device=device), "sum")
+        tot.update(zip(keys, summed.tolist()))
     for name in ("loss", "seg", "cls"): tot[name] /= max(tot["n"], 1)
     return tot
 
@@ -136,6 +207,47 @@ def dice_per_case(probs:np.ndarray, targets:np.ndarray, threshold:float=0.5) -> 
     "`masks.dice` of thresholded probabilities against binary targets, per case (both empty → 1)."
     return np.array([dice(p > threshold, y > 0.5) for p, y in zip(probs, targets)])
 
+# %% ../nbs/16_train.ipynb #a745c449
+CKPT_TAG = "lss_checkpoint"  # the safetensors metadata key of a checkpoint's tag
+
+def weights_tag(path) -> str|None:
+    "The checkpoint tag in a safetensors file's metadata; None when the file or the tag is absent."
+    try:
+        with safe_open(str(path), "pt") as f: return (f.metadata() or {}).get(CKPT_TAG)
+    except Exception: return None
+
+def _fsync(path):
+    with open(path, "rb") as f: os.fsync(f.fileno())
+
+def _write_weights(model, path:Path, tag:str):
+    save_model(model, str(path), metadata={CKPT_TAG: tag}); _fsync(path)
+
+def finish_checkpoint(out:Path, # a checkpoint folder
+                      tags:dict, # {"last": tag, "best": tag} from its state.pt
+                     ):
+    "Make last/best.safetensors hold the weights that state.pt names: rename a pending temporary file, or refuse."
+    for name, tag in tags.items():
+        if tag is None: continue
+        final, tmp = out/f"{name}.safetensors", out/f"{name}.tmp.safetensors"
+        found = weights_tag(final)
+        if found == tag: continue
+        if weights_tag(tmp) == tag: os.replace(tmp, final); continue
+        raise ValueError(f"checkpoint {out}: {final.name} holds weights tagged {found!r}, but state.pt expects {tag!r} "
+                         f"(epoch {tag.split(':')[0]}); the folder was changed after state.pt was written. Delete "
+                         f"state.pt to train this model from scratch.")
+
+def _save_checkpoint(out:Path, model, state:dict, new_best:bool):
+    "Write one epoch's checkpoint: temporary weights, then state.pt (the commit), then the renames."
+    tag = f"{state['epoch']}:{uuid.uuid4().hex}"
+    _write_weights(model, out/"last.tmp.safetensors", tag)
+    if new_best: _write_weights(model, out/"best.tmp.safetensors", tag)
+    prev = state.get("tags") or {}
+    state["tags"] = dict(last=tag, best=tag if new_best else prev.get("best"))
+    torch.save(state, out/"state.tmp"); _fsync(out/"state.tmp")
+    os.replace(out/"state.tmp", out/"state.pt")
+    finish_checkpoint(out, state["tags"])
+    pd.DataFrame(state["log"]).to_csv(out/"train_log.csv", index=False)
+
 # %% ../nbs/16_train.ipynb #4f6cdc8f
 def _seed_everything(seed:int):
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
@@ -146,24 +258,61 @@ def _rng_state() -> dict:
 def _set_rng_state(s:dict):
     torch.set_rng_state(s["torch"]); np.random.set_state(s["numpy"]); random.setstate(s["python"])
 
+def launched_processes() -> int:
+    "How many processes `accelerate launch` / `torchrun` started (WORLD_SIZE); 1 for a plain run."
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+def _resolve_accelerator(accelerator):
+    if isinstance(accelerator, str):
+        if accelerator != "auto": raise ValueError(f"accelerator must be 'auto', None or an accelerate.Accelerator, found {accelerator!r}")
+        if launched_processes() <= 1: return None
+        from accelerate import Accelerator
+        return Accelerator()
+    return accelerator
+
+def _on_main(acc, fn):
+    "Run `fn` on the main process only; every rank gets its error message (or None), so that no rank waits forever."
+    err = None
+    if acc is None or acc.is_main_process:
+        try: fn()
+        except Exception as e:
+            if acc is None or acc.num_processes == 1: raise
+            err = f"{type(e).__name__}: {e}"
+    if acc is not None and acc.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+        err = broadcast_object_list([err])[0]
+        acc.wait_for_everyone()
+    if err is not None: raise RuntimeError(f"on the main process: {err}")
+
 def fit(model, # an `LSSNet`
         train:TensorSet, # training tensors (`to_tensors`)
         val:TensorSet, # validation tensors
         cfg:StudyConfig, # uses cfg.train, cfg.loss, cfg.data.seed
         out_dir=None, # checkpoints and log; resumes from out_dir/state.pt when present
-        device:str="cpu",
+        device:str="cpu", # ignored under an accelerator (its device)
         stop_after:int|None=None, # stop (as if killed) after this many epochs in this call; for tests
         progress:bool=True,
-       )->pd.DataFrame: # the per-epoch log
-    "Train with early stopping on validation Dice; resumable; returns the epoch log."
+        accelerator="auto", # an `accelerate.Accelerator`; "auto": one when launched on several processes; None: this process alone
+       )->pd.DataFrame: # the per-epoch log (the same on every rank)
+    "Train with early stopping on validation Dice; resumable; data-parallel under `accelerate launch`; returns the epoch log."
     _seed_everything(cfg.data.seed)
-    device = torch.device(device); model.to(device)
+    acc = _resolve_accelerator(accelerator)
+    world = acc.num_processes if acc is not None else 1
+    device = acc.device if acc is not None else torch.device(device)
+    model.to(device)
+    if world > 1: sync_batchnorm(model)
     seg_loss = make_seg_loss(cfg.loss)
     opt = torch.optim.AdamW(param_groups(model, cfg.train), weight_decay=cfg.train.weight_decay)
     out = Path(out_dir) if out_dir is not None else None
-    log, start, best, best_epoch, waited = [], 0, -math.inf, -1, 0
+    log, start, best, best_epoch, waited, tags = [], 0, -math.inf, -1, 0, None
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        def recover():
+            out.mkdir(parents=True, exist_ok=True)
+            if (out/"state.pt").exists():
+                st = torch.load(out/"state.pt", weights_only=False)
+                if st.get("tags"): finish_checkpoint(out, st["tags"])
+                pd.DataFrame(st["log"]).to_csv(out/"train_log.csv", index=False)
+        _on_main(acc, recover)
         if (out/"state.pt").exists():
             st = torch.load(out/"state.pt", weights_only=False)
             load_model(model, out/"last.safetensors", device=str(device))
@@ -171,14 +320,16 @@ def fit(model, # an `LSSNet`
             if hasattr(seg_loss, "load_state_dict") and st.get("seg_loss"): seg_loss.load_state_dict(st["seg_loss"])
             _set_rng_state(st["rng"])
             log, start, best, best_epoch, waited = st["log"], st["epoch"] + 1, st["best"], st["best_epoch"], st["waited"]
+            tags = st.get("tags")
+    net, opt = acc.prepare(model, opt) if acc is not None else (model, opt)
     val_grades = val.grades.numpy()
     epochs = range(start, cfg.train.max_epochs)
-    for n_done, epoch in enumerate(tqdm(epochs, desc="train", unit="epoch", disable=not progress)):
+    for n_done, epoch in enumerate(tqdm(epochs, desc="train", unit="epoch", disable=not progress or (acc is not None and not acc.is_main_process))):
         if waited >= cfg.train.patience: break
         if stop_after is not None and n_done >= stop_after: break
         row = dict(epoch=epoch)
         if hasattr(seg_loss, "beta"): row.update(alpha=float(seg_loss.alpha), beta=float(seg_loss.beta))
-        t = run_epoch(model, train, seg_loss, cfg, opt, epoch, device)
+        t = run_epoch(net, train, seg_loss, cfg, opt, epoch, device, accelerator=acc)
         row.update(train_loss=t["loss"], train_seg=t["seg"], train_cls=t["cls"], train_fp=t["fp"], train_fn=t["fn"])
         if hasattr(seg_loss, "epoch_end"): seg_loss.epoch_end(t["fp"], t["fn"])
         pr = predict(model, val, device=device, bf16=cfg.train.bf16)
@@ -188,17 +339,18 @@ def fit(model, # an `LSSNet`
         for gi, g in enumerate(GRADES):
             sel = val_grades == gi
             row[f"val_dice_{g}"] = float(d[sel].mean()) if sel.any() else float("nan")
+        if world > 1:  # the main process's validation decides for every rank
+            from accelerate.utils import broadcast_object_list
+            row = broadcast_object_list([row])[0]
         if row["val_dice"] > best + 1e-6: best, best_epoch, waited = row["val_dice"], epoch, 0
         else: waited += 1
         log.append(row)
         if out is not None:
-            save_model(model, str(out/"last.safetensors"))
-            if best_epoch == epoch: save_model(model, str(out/"best.safetensors"))
             st = dict(optimizer=opt.state_dict(), rng=_rng_state(), log=log, epoch=epoch, best=best,
-                      best_epoch=best_epoch, waited=waited,
+                      best_epoch=best_epoch, waited=waited, tags=tags,
                       seg_loss=seg_loss.state_dict() if hasattr(seg_loss, "epoch_end") else None)
-            torch.save(st, out/"state.tmp"); (out/"state.tmp").replace(out/"state.pt")
-            pd.DataFrame(log).to_csv(out/"train_log.csv", index=False)
+            _on_main(acc, lambda: _save_checkpoint(out, model, st, best_epoch == epoch))
+            tags = st["tags"] if acc is None or acc.is_main_process else None
     if out is not None and (out/"best.safetensors").exists() and (stop_after is None):
         load_model(model, out/"best.safetensors", device=str(device))
     return pd.DataFrame(log)
