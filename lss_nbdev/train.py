@@ -22,7 +22,7 @@ from .model import LSSNet, param_groups
 # %% auto #0
 __all__ = ['SEG_TARGETS', 'CKPT_TAG', 'build_model', 'TensorSet', 'seg_targets', 'to_tensors', 'SyncBatchNorm2d',
            'sync_batchnorm', 'shard_batch', 'batch_order', 'grade_loss', 'run_epoch', 'predict', 'dice_per_case',
-           'weights_tag', 'finish_checkpoint', 'launched_processes', 'fit']
+           'weights_tag', 'finish_checkpoint', 'launched_processes', 'make_accelerator', 'fit']
 
 # %% ../nbs/16_train.ipynb #e801e93c
 def build_model(cfg:StudyConfig, # uses cfg.model
@@ -75,7 +75,7 @@ def to_tensors(cohort:Cohort, backbone, target:str="pseudo", pseudo:dict|None=No
     g = torch.tensor([-1 if c.grade is None else GRADES.index(c.grade) for c in cohort])
     return TensorSet([c.case_id for c in cohort], pixels, m, g)
 
-# %% ../nbs/16_train.ipynb #c4687628
+# %% ../nbs/16_train.ipynb #f201d80d
 def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
 
@@ -207,7 +207,7 @@ def dice_per_case(probs:np.ndarray, targets:np.ndarray, threshold:float=0.5) -> 
     "`masks.dice` of thresholded probabilities against binary targets, per case (both empty → 1)."
     return np.array([dice(p > threshold, y > 0.5) for p, y in zip(probs, targets)])
 
-# %% ../nbs/16_train.ipynb #a745c449
+# %% ../nbs/16_train.ipynb #141a1eae
 CKPT_TAG = "lss_checkpoint"  # the safetensors metadata key of a checkpoint's tag
 
 def weights_tag(path) -> str|None:
@@ -258,16 +258,30 @@ def _rng_state() -> dict:
 def _set_rng_state(s:dict):
     torch.set_rng_state(s["torch"]); np.random.set_state(s["numpy"]); random.setstate(s["python"])
 
+def _st_device(device:torch.device) -> str:
+    "The device as safetensors names it ('cpu', not the 'cpu:0' that accelerate reports)."
+    return "cpu" if device.type == "cpu" else str(device)
+
 def launched_processes() -> int:
     "How many processes `accelerate launch` / `torchrun` started (WORLD_SIZE); 1 for a plain run."
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+def make_accelerator():
+    "The `accelerate.Accelerator` that `fit` builds under a launcher: CPU processes joined by gloo when there is no CUDA, DDP told that some backbone weights get no gradient."
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    return Accelerator(cpu=not torch.cuda.is_available(),  # without cpu=True it would not join CPU processes
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])  # e.g. timm's unused fc_norm
 
 def _resolve_accelerator(accelerator):
     if isinstance(accelerator, str):
         if accelerator != "auto": raise ValueError(f"accelerator must be 'auto', None or an accelerate.Accelerator, found {accelerator!r}")
         if launched_processes() <= 1: return None
-        from accelerate import Accelerator
-        return Accelerator()
+        accelerator = make_accelerator()
+    n = launched_processes()
+    if n > 1 and (accelerator is None or accelerator.num_processes != n):
+        found = 1 if accelerator is None else accelerator.num_processes
+        raise ValueError(f"launched on WORLD_SIZE={n} processes but training on {found}: every process would train "
+                         f"alone and write the same checkpoints; pass accelerator='auto' or an Accelerator that joins them")
     return accelerator
 
 def _on_main(acc, fn):
@@ -315,7 +329,7 @@ def fit(model, # an `LSSNet`
         _on_main(acc, recover)
         if (out/"state.pt").exists():
             st = torch.load(out/"state.pt", weights_only=False)
-            load_model(model, out/"last.safetensors", device=str(device))
+            load_model(model, out/"last.safetensors", device=_st_device(device))
             opt.load_state_dict(st["optimizer"])
             if hasattr(seg_loss, "load_state_dict") and st.get("seg_loss"): seg_loss.load_state_dict(st["seg_loss"])
             _set_rng_state(st["rng"])
@@ -352,5 +366,5 @@ def fit(model, # an `LSSNet`
             _on_main(acc, lambda: _save_checkpoint(out, model, st, best_epoch == epoch))
             tags = st["tags"] if acc is None or acc.is_main_process else None
     if out is not None and (out/"best.safetensors").exists() and (stop_after is None):
-        load_model(model, out/"best.safetensors", device=str(device))
+        load_model(model, out/"best.safetensors", device=_st_device(device))
     return pd.DataFrame(log)
