@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['PROFILES', 'DataConfig', 'DenoiseConfig', 'AugmentConfig', 'PseudoMaskConfig', 'ModelConfig', 'LossConfig',
-           'TrainConfig', 'ARRGConfig', 'EvalConfig', 'RealConfig', 'StudyConfig']
+__all__ = ['CHOICES', 'UNHASHED', 'PROFILES', 'DataConfig', 'DenoiseConfig', 'AugmentConfig', 'PseudoMaskConfig', 'ModelConfig',
+           'LossConfig', 'TrainConfig', 'ARRGConfig', 'EvalConfig', 'RealConfig', 'StudyConfig']
 
 # %% ../nbs/00_config.ipynb #f154e11f
 @dataclass
@@ -65,9 +65,9 @@ class PseudoMaskConfig:
 class ModelConfig:
     "Backbone, spatial patch cross-attention and decoder (paper §3.3-3.4)."
     backbone: str = "tiny"  # "tiny", "biomedclip", "smolvlm" or "llava-med"
-    pretrained: str | None = None  # hub id or local directory; None = tiny random config
+    pretrained: str | None = None  # weights of the model being built: hub id, local directory, "default"; None = tiny random config
     compare: tuple = ("biomedclip", "smolvlm", "llava-med")  # backbone families the study also trains
-    compare_pretrained: str | None = None  # weights of those: None = tiny random configs, "default" = hub ids
+    weights: dict = field(default_factory=dict)  # family -> weights for every model of that family the study builds, e.g. {"smolvlm": DIR}; a family not named: tiny random config
     image_size: int = 224
     patch_size: int = 16  # 224 / 16 = 14 × 14 = 196 patches
     n_heads: int = 8
@@ -80,7 +80,11 @@ class ModelConfig:
     lora_rank: int = 8  # unstated
     lora_alpha: int = 16  # unstated
     qlora: bool = False  # 4-bit bitsandbytes + LoRA; CUDA only
-    feature_cache: str | None = None  # medsam: folder of the frozen encoder's cached tokens (the study sets <run>/cache/features)
+    feature_cache: str | None = None  # medsam: folder of the frozen encoder's cached tokens (the study sets <run>/cache/features; a place, not a setting: not hashed)
+
+    def weights_for(self, family:str) -> str | None:
+        "The weights a model of `family` loads: `pretrained` for the configured backbone when set, else `weights[family]`."
+        return self.pretrained if family == self.backbone and self.pretrained is not None else self.weights.get(family)
 
 @dataclass
 class LossConfig:
@@ -94,7 +98,7 @@ class LossConfig:
     gamma: float = 0.75  # focal exponent of eq. 9 (unstated; Abraham & Khan's 1/γ = 0.75)
     eps: float = 1e-6  # ε of eq. 6 and 8
     cls_weight: float = 1.0  # weight of the grade cross-entropy in the joint loss (unstated)
-    anti_windup: str = "conditional"  # PID integral handling (unstated): see 15_pid_tversky
+    anti_windup: str = "conditional"  # PID integral handling (unstated): "conditional", "clamp" or "none", see 15_pid_tversky
 
 @dataclass
 class TrainConfig:
@@ -110,6 +114,8 @@ class TrainConfig:
     bf16: bool = True  # autocast on CUDA only
     seeds: tuple = (0, 1, 2)  # for the ablation
     ablation_epochs: int | None = None  # epochs of each ablation run; None = max_epochs
+    ablation_pid_gains: dict = field(default_factory=lambda: {  # extra PID-Tversky runs of the ablation: name -> gains
+        "P only (Kp 0.05)": dict(kp=0.05, ki=0.0, kd=0.0), "aggressive (0.3/0.1/0.1)": dict(kp=0.3, ki=0.1, kd=0.1)})
 
 @dataclass
 class ARRGConfig:
@@ -123,6 +129,11 @@ class ARRGConfig:
     area_thresholds: tuple = (10.0, 25.0)  # eq. 10 template: A < 10 %, B&C 10-25 %, D > 25 %
     max_tokens: int = 64
     beam_size: int = 3
+    d_model: int = 128  # report decoder width (unstated)
+    n_layers: int = 2  # report decoder layers (unstated)
+    roi: float | None = 0.35  # side of the region around the mask the decoder sees, as a fraction of the slice side; None: whole slice
+    memory_dropout: float = 0.2  # probability of dropping each memory vector in training
+    batch_size: int = 16
 
 @dataclass
 class EvalConfig:
@@ -132,6 +143,7 @@ class EvalConfig:
     seed: int = 0
     calibration_bins: int = 10  # reliability diagram and ECE
     mcnemar_exact: bool | None = None  # None: exact binomial when discordant pairs < 25, else chi-square
+    stability_n: int = 3  # perturbed copies per test slice in the stability check
 
 @dataclass
 class RealConfig:
@@ -150,12 +162,44 @@ class RealConfig:
 _SECTIONS = dict(data=DataConfig, denoise=DenoiseConfig, augment=AugmentConfig, pseudomask=PseudoMaskConfig,
                  model=ModelConfig, loss=LossConfig, train=TrainConfig, arrg=ARRGConfig, eval=EvalConfig,
                  real=RealConfig)
+CHOICES = {  # settings with a closed set of values, checked when a config is built
+    "device": ("auto", "cpu", "cuda"),
+    "model.backbone": ("tiny", "biomedclip", "smolvlm", "llava-med", "medsam"),
+    "model.attention": ("text_to_patch", "patch_to_text", "global_pool"),
+    "model.text_tokens": ("pooled", "tokens"),
+    "loss.name": ("ce", "dice", "tversky", "focal_tversky", "pid_tversky"),
+    "loss.anti_windup": ("conditional", "clamp", "none"),
+    "train.seg_target": ("pseudo", "anatomical"),
+    "arrg.loss": ("nll", "focal"),
+}
+UNHASHED = {"model.feature_cache"}  # where things are kept, not what is computed: left out of every hash
 
 def _tuples(o):
     "Lists to tuples, recursively, so that YAML round trips compare equal."
     if isinstance(o, list): return tuple(_tuples(v) for v in o)
     if isinstance(o, dict): return {k: _tuples(v) for k, v in o.items()}
     return o
+
+def _typed(key:str, v, hint:str):
+    "`v` checked against the field's annotation `hint` (ints pass as floats, lists as tuples); a ValueError names the key."
+    kinds = [h.strip() for h in hint.split("|")]
+    if v is None and "None" in kinds: return v
+    ok = dict(int=lambda x: isinstance(x, int) and not isinstance(x, bool), float=lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+              bool=lambda x: isinstance(x, bool), str=lambda x: isinstance(x, str), tuple=lambda x: isinstance(x, (tuple, list)),
+              dict=lambda x: isinstance(x, dict))
+    for k in kinds:
+        if k in ok and ok[k](v): return float(v) if k == "float" else _tuples(v)
+    raise ValueError(f"config key '{key}' must be {' or '.join(kinds)}, found {v!r} ({type(v).__name__})")
+
+def _section(name:str, v) -> object:
+    "One section's dataclass from a dict, every key known and every value of its type."
+    cls = _SECTIONS[name]
+    if v is None: v = {}
+    if not isinstance(v, dict): raise ValueError(f"config section '{name}' must be a mapping of keys to values, found {v!r}")
+    hints = {f.name: f.type for f in fields(cls)}
+    bad = set(v) - set(hints)
+    if bad: raise ValueError(f"unknown key(s) {sorted(bad)} in config section '{name}'; known: {sorted(hints)}")
+    return cls(**{k: _typed(f"{name}.{k}", x, hints[k]) for k, x in v.items()})
 
 @dataclass
 class StudyConfig:
@@ -173,25 +217,28 @@ class StudyConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     real: RealConfig = field(default_factory=RealConfig)
 
+    def __post_init__(self):
+        for key, allowed in CHOICES.items():
+            v = self.get(key)
+            if v not in allowed: raise ValueError(f"config key '{key}' must be one of {allowed}, found {v!r}")
+
+    def get(self, key:str):
+        "The value at a dotted key, e.g. `cfg.get('loss.name')`."
+        node = self
+        for part in key.split("."): node = node[part] if isinstance(node, dict) else getattr(node, part)
+        return node
+
     def to_dict(self) -> dict:
         "Plain nested dict (tuples become lists in YAML)."
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d:dict) -> "StudyConfig":
-        "Build from a nested dict; unknown keys raise a `ValueError` naming them."
-        d = dict(d)
+        "Build from a nested dict; unknown keys and values of the wrong type raise a `ValueError` naming them."
+        if not isinstance(d, dict): raise ValueError(f"a config must be a mapping of sections, found {type(d).__name__}")
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown: raise ValueError(f"unknown config section(s) {sorted(unknown)}; expected {sorted(_SECTIONS)}")
-        kw = {}
-        for k, v in d.items():
-            if k in _SECTIONS:
-                sec = _SECTIONS[k]
-                bad = set(v or {}) - {f.name for f in fields(sec)}
-                if bad: raise ValueError(f"unknown key(s) {sorted(bad)} in config section '{k}'")
-                kw[k] = sec(**_tuples(v or {}))
-            else: kw[k] = v
-        return cls(**kw)
+        return cls(**{k: _section(k, v) if k in _SECTIONS else _typed(k, v, "str") for k, v in d.items()})
 
     def save(self, path) -> Path:
         "Write the config as YAML."
@@ -202,30 +249,41 @@ class StudyConfig:
 
     @classmethod
     def load(cls, path) -> "StudyConfig":
-        "Read a YAML file written by `save` (or by hand: missing keys take their defaults)."
+        "Read a YAML file written by `save` (or by hand: missing keys take their defaults); errors name the file."
         path = Path(path)
         if not path.exists(): raise FileNotFoundError(f"config file {path} does not exist")
-        try: d = yaml.safe_load(path.read_text()) or {}
+        if not path.is_file(): raise ValueError(f"config file {path} is a directory, not a YAML file")
+        try: return cls.from_dict(yaml.safe_load(path.read_text()) or {})
         except yaml.YAMLError as e: raise ValueError(f"config file {path} is not valid YAML: {e}") from e
-        return cls.from_dict(d)
+        except ValueError as e: raise ValueError(f"config file {path}: {e}") from e
 
-    def hash(self, *sections:str) -> str:
-        "Stable 12-hex-digit hash of the given sections (all when none), to key cached outputs."
+    def hash(self, *keys:str) -> str:
+        "Stable 12-hex-digit hash of the given sections or dotted keys (all when none), to key cached outputs."
         d = self.to_dict()
-        if sections:
-            missing = set(sections) - set(d)
-            if missing: raise ValueError(f"unknown config section(s) {sorted(missing)}")
-            d = {k: d[k] for k in sections}
+        d["model"] = {k: v for k, v in d["model"].items() if f"model.{k}" not in UNHASHED}
+        if keys:
+            for k in keys:
+                if k.split(".")[0] not in d: raise ValueError(f"unknown config section in {k!r}")
+            d = {k: d[k] if k in d else self.get(k) for k in keys}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def replace(self, **changes) -> "StudyConfig":
-        "A copy with dotted-path changes, e.g. `cfg.replace(**{'loss.name': 'dice'})`."
+        "A copy with dotted-path changes, e.g. `cfg.replace(**{'loss.name': 'dice'})`; a dict-valued setting takes new keys."
         d = self.to_dict()
         for key, v in changes.items():
             *path, last = key.split(".")
-            node = d
-            for p in path: node = node[p]
-            if last not in node: raise ValueError(f"unknown config key '{key}'")
+            node, where = d, []
+            for p in path:
+                where.append(p)
+                if not isinstance(node, dict) or p not in node:
+                    raise ValueError(f"unknown config key '{key}': no '{'.'.join(where)}'")
+                node = node[p]
+            if not isinstance(node, dict):
+                raise ValueError(f"unknown config key '{key}': '{'.'.join(path)}' is a value, not a section")
+            is_free = len(path) == 2 and isinstance(getattr(getattr(self, path[0]), path[1], None), dict)
+            if last not in node and not is_free: raise ValueError(f"unknown config key '{key}'")
+            if not path and last in _SECTIONS and not isinstance(v, dict):
+                raise ValueError(f"config key '{key}' is a section; set one of its keys, e.g. '{key}.{fields(_SECTIONS[last])[0].name}'")
             node[last] = v
         return StudyConfig.from_dict(d)
 
@@ -239,9 +297,8 @@ class StudyConfig:
 PROFILES = {
     "paper": dict(profile_name="paper", device="cuda",
                   data=dict(n_patients=515),
-                  model=dict(backbone="biomedclip",
-                             pretrained="hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
-                             compare=("biomedclip", "smolvlm", "llava-med", "medsam"), compare_pretrained="default", lora=True),
+                  model=dict(backbone="biomedclip", compare=("biomedclip", "smolvlm", "llava-med", "medsam"), lora=True, qlora=True,
+                             weights=dict(biomedclip="default", smolvlm="default", **{"llava-med": "default"}, medsam="default")),
                   real=dict(backbones=("tiny", "biomedclip", "smolvlm", "llava-med", "medsam"))),
     "quick": dict(profile_name="quick", device="cpu",
                   data=dict(n_patients=72),
