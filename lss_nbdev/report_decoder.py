@@ -200,23 +200,25 @@ def arrg_loss(logits:torch.Tensor, # B×T×V next-token logits
 
 # %% ../nbs/20_report_decoder.ipynb #666a1c28
 def build_decoder(train_inputs:list, # training `ReportInput`s (their references make the vocabulary)
-                  cfg, # `StudyConfig` or its `arrg` section: max_tokens
+                  cfg, # `StudyConfig` or its `arrg` section: max_tokens, d_model, n_layers, roi, memory_dropout
                   d_visual:int|None=None, # dimension of given visual features; None: image CNN
                   seed:int=0, # initialisation seed
-                  **kw)->ReportDecoder: # further `ReportDecoder` arguments (d_model, n_layers, ...)
+                  **kw)->ReportDecoder: # further `ReportDecoder` arguments (n_heads, map_size, dropout), or overrides of the config's
     "A `ReportDecoder` with the vocabulary of the training references."
     refs = [(i.reference, i.level) for i in train_inputs if i.reference.strip()]
     if not refs: raise ValueError("no training input has a reference report: cannot build a vocabulary")
     vocab = ReportVocab.build(*zip(*refs))
     torch.manual_seed(seed)
-    return ReportDecoder(vocab, d_visual=d_visual, max_tokens=arrg_config(cfg).max_tokens, **kw)
+    c = arrg_config(cfg)
+    kw = {**dict(d_model=c.d_model, n_layers=c.n_layers, roi=c.roi, memory_dropout=c.memory_dropout), **kw}
+    return ReportDecoder(vocab, d_visual=d_visual, max_tokens=c.max_tokens, **kw)
 
 def train_arrg(decoder:ReportDecoder, # from `build_decoder`
                train_inputs:list, # `ReportInput`s with references
-               cfg, # `StudyConfig` or its `arrg` section: epochs, lr, weight_decay, grad_clip, loss, focal_gamma
+               cfg, # `StudyConfig` or its `arrg` section: epochs, lr, weight_decay, grad_clip, loss, focal_gamma, batch_size
                val_inputs:list|None=None, # optional held-out inputs: validation loss per epoch
                epochs:int|None=None, # overrides cfg.epochs
-               batch_size:int=16,
+               batch_size:int|None=None, # overrides cfg.batch_size
                seed:int=0, # shuffling seed
                device:str="cpu",
                progress:bool=True, # tqdm bar over epochs
@@ -224,6 +226,7 @@ def train_arrg(decoder:ReportDecoder, # from `build_decoder`
     "Train the report decoder with AdamW, gradient clipping and the NLL or focal loss (paper §4.1)."
     c = arrg_config(cfg)
     epochs = c.epochs if epochs is None else epochs
+    batch_size = c.batch_size if batch_size is None else batch_size
     if not train_inputs: raise ValueError("train_inputs is empty")
     decoder.to(device)
     opt = torch.optim.AdamW(decoder.parameters(), lr=c.lr, weight_decay=c.weight_decay)
