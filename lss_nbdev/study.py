@@ -4,27 +4,30 @@
 
 # %% ../nbs/28_study.ipynb #0e168589
 from __future__ import annotations
-import argparse, os, sys, time
+import argparse, fcntl, os, socket, sys, time
 from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 from .config import StudyConfig
 from .runs import Run
 from .stages import STAGES
+from .manifest import write_manifest, manifest_summary, environment
+from .preflight import preflight
 
 # %% auto #0
-__all__ = ['write_report', 'run_study', 'build_config', 'main', 'cli']
+__all__ = ['write_report', 'RunLock', 'run_study', 'build_config', 'main', 'cli']
 
 # %% ../nbs/28_study.ipynb #1f8297f8
 def write_report(run:Run, max_rows:int=40) -> Path:
-    "`REPORT.md`: the config, the stages run, and every table and figure in the run directory (short tables inline)."
+    "`REPORT.md`: the config, the manifest's summary, notes, and every table and figure in the run directory (short tables inline)."
     lines = [f"# Study run `{run.out.name}`", "", f"Data: `{run.cfg.data.source}` · profile `{run.cfg.profile_name}` · "
              f"config hash `{run.cfg.hash()}` ([config.yaml](config.yaml))", "", "## Stages (this invocation)", ""]
-    lines += [f"- {name}: {secs:.1f} s" for name, secs in run.log]
+    if (run.out/"manifest.json").exists(): lines += manifest_summary(run.out/"manifest.json")
+    if getattr(run, "notes", None): lines += ["", "## Notes", ""] + [f"- {n}" for n in run.notes]
     written = [p for p in run.written if p.exists()]
     def everything(folder, suffix):  # this invocation's files in order, then any earlier ones
         rest = sorted(p for p in (run.out/folder).glob(f"*{suffix}") if p not in written)
-        return [p for p in written if p.suffix == suffix] + rest
+        return [p for p in written if p.suffix == suffix and p.parent.name == folder] + rest
     lines += ["", "## Tables", ""]
     for p in everything("tables", ".md"):
         text = p.read_text()
@@ -36,27 +39,57 @@ def write_report(run:Run, max_rows:int=40) -> Path:
     path = run.out/"REPORT.md"; path.write_text("\n".join(lines) + "\n")
     return path
 
+class RunLock:
+    "An exclusive lock on a run directory (`.lock`, released when the process ends); a second run is refused with the holder named."
+    def __init__(self, out): self.path = Path(out)/".lock"
+    def __enter__(self):
+        self.f = open(self.path, "a+")
+        try: fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.seek(0); holder = self.f.read().strip() or "another process"; self.f.close()
+            raise ValueError(f"run directory {self.path.parent} is in use by {holder}; wait for it to finish or choose another --out") from None
+        self.f.seek(0); self.f.truncate()
+        self.f.write(f"lss-study pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"); self.f.flush()
+        return self
+    def __exit__(self, *exc):
+        self.f.seek(0); self.f.truncate(); fcntl.flock(self.f, fcntl.LOCK_UN); self.f.close()
+
+def _closure(names:list) -> list:
+    "The stages `names` need, with the stages they read, in graph order."
+    need, todo = set(), list(names)
+    while todo:
+        n = todo.pop()
+        if n not in need: need.add(n); todo += list(STAGES[n].reads)
+    return [n for n in STAGES if n in need]
+
 def run_study(cfg:StudyConfig, # the configuration (cfg.data.source names the cohort)
               out, # run directory, e.g. runs/quick
-              stages=None, # names of the stages to run, in order (default: all)
+              stages=None, # names of the stages to run (default: all); the stages they read come from the cache or run too
              )->Run:
-    "Run the study stages in order, writing tables, figures and REPORT.md under `out`."
-    run = Run(cfg, out)
-    run.out.mkdir(parents=True, exist_ok=True)
-    cfg.save(run.out/"config.yaml")
+    "Preflight, then compute the stages in graph order under a lock on `out`, writing manifest.json, tables, figures and REPORT.md."
     names = list(STAGES) if stages is None else list(stages)
     unknown = [s for s in names if s not in STAGES]
     if unknown: raise ValueError(f"unknown stage(s) {unknown}; available: {list(STAGES)}")
-    for name in (bar := tqdm(names, desc="study", unit="stage")):
-        bar.set_postfix_str(name)
-        t0 = time.perf_counter()
-        try: STAGES[name](run)
-        except Exception:
-            write_report(run)
-            print(f"stage '{name}' failed; what earlier stages wrote is kept in {run.out} (see REPORT.md)", file=sys.stderr)
-            raise
-        run.log.append((name, time.perf_counter() - t0))
-    write_report(run)
+    out = Path(out)
+    problems, notes = preflight(cfg, out, _closure(names))
+    if problems: raise ValueError(f"preflight found {len(problems)} problem(s); nothing was run:\n  - " + "\n  - ".join(problems))
+    try: out.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise ValueError(f"--out {out}: cannot create the run directory ({e.strerror})") from e
+    run = Run(cfg, out, STAGES)
+    run.notes = notes
+    for n in notes: print(f"note: {n}")
+    env = environment()
+    with RunLock(out):
+        cfg.save(out/"config.yaml")
+        for name in (bar := tqdm(names, desc="study", unit="stage")):
+            bar.set_postfix_str(name)
+            try: run.output(name)
+            except BaseException:
+                write_manifest(run, env); write_report(run)
+                print(f"stage '{name}' stopped; what the stages before it wrote is kept in {out} (see REPORT.md)", file=sys.stderr)
+                raise
+            write_manifest(run, env)
+        write_report(run)
     return run
 
 # %% ../nbs/28_study.ipynb #d8993bc0
@@ -64,29 +97,31 @@ def _parse_value(v:str):
     "A `--set` value: YAML scalars and lists (`3`, `0.5`, `null`, `[0, 1]`)."
     return yaml.safe_load(v)
 
-def build_config(profile:str="quick", config:str|None=None, data:str="phantom", sets=(), notes:str|None=None) -> StudyConfig:
-    "The run's config: a profile or a YAML file, then `--data` and `--notes`, then `--set key=value` overrides."
-    cfg = StudyConfig.load(config) if config else StudyConfig.profile(profile)
-    changes = {"data.source": data, **({"data.notes": str(notes)} if notes else {})}
+def build_config(profile:str|None=None, config:str|None=None, data:str|None=None, sets=(), notes:str|None=None) -> StudyConfig:
+    "The run's config: a profile (default quick) or a YAML file, then `--data` and `--notes` when given, then `--set key=value` overrides."
+    if profile and config: raise ValueError("--config replaces --profile: give one of them")
+    cfg = StudyConfig.load(config) if config else StudyConfig.profile(profile or "quick")
+    changes = {**({"data.source": data} if data else {}), **({"data.notes": str(notes)} if notes else {})}
     for s in sets:
         k, eq, v = s.partition("=")
         if not eq: raise ValueError(f"--set {s!r}: expected key=value, e.g. --set train.max_epochs=5")
         changes[k.strip()] = _parse_value(v)
-    return cfg.replace(**changes)
+    try: return cfg.replace(**changes)
+    except ValueError as e: raise ValueError(f"--set: {e}") from e
 
 def main(argv=None):
     "Entry point of the `lss-study` command."
     p = argparse.ArgumentParser(prog="lss-study", description="Run the lumbar spinal stenosis study.")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run the study and write tables, figures and REPORT.md")
-    r.add_argument("--data", default="phantom", help="phantom | mendeley:DIR | rsna:DIR | folder:CSV")
+    r = sub.add_parser("run", help="run the study and write tables, figures, manifest.json and REPORT.md")
+    r.add_argument("--data", default=None, help="phantom | mendeley:DIR | rsna:DIR | folder:CSV (default: the profile's or the config's)")
     r.add_argument("--notes", default=None, help="Mendeley only: the radiologists' notes (CSV or XLSX)")
-    r.add_argument("--profile", default="quick", choices=["quick", "paper"])
-    r.add_argument("--config", default=None, help="a YAML config (replaces --profile)")
+    r.add_argument("--profile", default=None, choices=["quick", "paper"], help="default quick")
+    r.add_argument("--config", default=None, help="a YAML config, e.g. runs/X/config.yaml to replay run X (replaces --profile)")
     r.add_argument("--out", default="runs/quick", help="run directory")
     r.add_argument("--stages", default=None, help=f"comma-separated subset of {','.join(STAGES)}")
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set data.n_patients=30 (repeatable)")
+                   help="override a config value, e.g. --set data.n_patients=30 or --set model.weights.smolvlm=DIR (repeatable)")
     a = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cfg = build_config(a.profile, a.config, a.data, a.sets, a.notes)

@@ -43,17 +43,19 @@ def test_pipeline_end_to_end_writes_tables_and_resumes(tmp_path):
     assert {t.split()[0] for t in stats.test} == {"McNemar", "Wilcoxon"}, stats.test.tolist()
     assert stats.p_value.between(0, 1).all() and stats.p_holm.between(0, 1).all()
     before = pd.read_csv(tables/"segmentation.csv")
-    # plant a marker in the default model's cached predictions: empty masks; the rerun must score them, not retrain
-    [cached] = (tmp_path/"run/cache").glob("predictions-tiny__random_init-*.pkl")
-    pred = pickle.loads(cached.read_bytes())
+    # plant a marker in the train stage's cached output: empty masks for the default model; a change of the bootstrap
+    # reruns the evaluation, which must score them (read through the cache), not retrain
+    [cached] = (tmp_path/"run/cache").glob("stage-train-*.pkl")
+    saved = pickle.loads(cached.read_bytes())
+    pred = saved["output"]["predictions"]["tiny (random init)"]
     pred["mask_probs"] = [p * 0 for p in pred["mask_probs"]]
-    cached.write_bytes(pickle.dumps(pred))
-    r = lss_study(*args)
+    cached.write_bytes(pickle.dumps(saved))
+    r = lss_study(*[a.replace("eval.n_bootstrap=50", "eval.n_bootstrap=51") for a in args])
     assert r.returncode == 0, r.stderr[-3000:]
     after = pd.read_csv(tables/"segmentation.csv")
     planted = after[(after.model == "tiny (random init)") & (after.metric == "dice")]
     assert len(planted) and (planted.value == 0).all(), planted
-    other = lambda df: df[df.model != "tiny (random init)"].reset_index(drop=True)
+    other = lambda df: df[df.model != "tiny (random init)"].reset_index(drop=True)[["model", "target", "group", "metric", "value"]]
     pd.testing.assert_frame_equal(other(after), other(before))
 
 def test_mendeley_layout_through_the_cli(tmp_path):

@@ -1,0 +1,118 @@
+"The study engine as a user drives it: the stage graph's cache, replay, the lock, and one-line errors for bad input."
+import json, os, subprocess, sys
+from pathlib import Path
+import pandas as pd, pytest
+
+BIN = Path(sys.executable).parent
+TINY = ["--set", "data.n_patients=9", "--set", "train.max_epochs=1", "--set", "model.compare=[]", "--set", "eval.n_bootstrap=50",
+        "--set", "arrg.epochs=1", "--set", "real.source=null"]
+
+def lss_study(*args, cwd=None):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
+    return subprocess.run([str(BIN/"lss-study"), *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+def statuses(run_dir:Path) -> dict:
+    return {s["stage"]: s["status"] for s in json.loads((run_dir/"manifest.json").read_text())["stages"]}
+
+def test_changes_rerun_only_the_stages_that_depend_on_them(tmp_path):
+    "Train once; a marker planted in a checkpoint survives changes of eval.n_bootstrap, the ARRG beam size and the device."
+    out = tmp_path/"run"
+    stages = ["--stages", "cohort,preprocess,train,evaluate,statistics,explain,arrg"]
+    r = lss_study("run", "--out", str(out), *TINY, *stages)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "cache hit" not in statuses(out).values()
+    hits = lambda: {s for s, v in statuses(out).items() if v == "cache hit"}
+    [ckpt] = [d for d in (out/"checkpoints").iterdir() if d.name.startswith("tiny__random_init-")]
+    (ckpt/"marker").write_text("planted"); best = (ckpt/"best.safetensors").stat().st_mtime_ns
+    r = lss_study("run", "--out", str(out), *TINY, "--set", "eval.n_bootstrap=60", *stages)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert hits() == {"cohort", "preprocess", "train"}, statuses(out)
+    assert "stage train: cache hit" in r.stdout
+    r = lss_study("run", "--out", str(out), *TINY, "--set", "eval.n_bootstrap=60", "--set", "arrg.beam_size=1", "--set", "device=cpu", *stages)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert hits() == {"cohort", "preprocess", "train", "evaluate", "statistics", "explain"}, statuses(out)
+    assert (ckpt/"marker").read_text() == "planted" and (ckpt/"best.safetensors").stat().st_mtime_ns == best
+    report = (out/"REPORT.md").read_text()
+    assert "| train | cache hit |" in report and "manifest.json" in report
+
+def test_a_stage_alone_runs_what_it_reads(tmp_path):
+    "`--stages statistics` on an empty run directory computes cohort → evaluate first, one line each."
+    r = lss_study("run", "--out", str(tmp_path/"run"), *TINY, "--stages", "statistics")
+    assert r.returncode == 0, r.stderr[-3000:]
+    said = [l.split(":")[0] for l in r.stdout.splitlines() if l.startswith("stage ")]
+    assert said == ["stage cohort", "stage preprocess", "stage train", "stage evaluate", "stage statistics"], r.stdout
+    assert (tmp_path/"run/tables/statistics.csv").exists()
+
+def test_replay_reproduces_a_run_on_a_cohort_that_is_not_the_phantom(tmp_path):
+    "`--config runs/X/config.yaml --out runs/Y` keeps X's data source; a flag given overrides it."
+    from lss_nbdev.mendeley import write_fake_mendeley
+    write_fake_mendeley(tmp_path/"mendeley", n_patients=6)
+    x, y = tmp_path/"x", tmp_path/"y"
+    r = lss_study("run", "--data", f"mendeley:{tmp_path/'mendeley'}", "--notes", str(tmp_path/"mendeley/notes.csv"),
+                  "--out", str(x), "--stages", "cohort", "--set", "real.source=null")
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = lss_study("run", "--config", str(x/"config.yaml"), "--out", str(y), "--stages", "cohort")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (x/"config.yaml").read_text() == (y/"config.yaml").read_text()
+    pd.testing.assert_frame_equal(pd.read_csv(x/"tables/cohort.csv"), pd.read_csv(y/"tables/cohort.csv"))
+    r = lss_study("run", "--config", str(x/"config.yaml"), "--data", "phantom", "--set", "data.n_patients=5", "--out", str(tmp_path/"z"),
+                  "--stages", "cohort")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "source: phantom" in (tmp_path/"z/config.yaml").read_text()
+
+def test_one_model_skips_statistics_and_the_run_goes_on(tmp_path):
+    "A cohort without true masks and no comparison trains one model: statistics says so in one line; explain still runs."
+    from lss_nbdev.mendeley import write_fake_mendeley
+    write_fake_mendeley(tmp_path/"mendeley", n_patients=8)
+    r = lss_study("run", "--data", f"mendeley:{tmp_path/'mendeley'}", "--notes", str(tmp_path/"mendeley/notes.csv"), *TINY,
+                  "--out", str(tmp_path/"run"), "--stages", "train,statistics,explain")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "stage statistics: skipped: it compares models, and this run trained one" in r.stdout
+    assert statuses(tmp_path/"run")["explain"] == "ran"
+
+def test_a_second_run_into_the_same_directory_is_refused(tmp_path):
+    from lss_nbdev.study import RunLock
+    (tmp_path/"run").mkdir()
+    with RunLock(tmp_path/"run"):
+        r = lss_study("run", "--out", str(tmp_path/"run"), *TINY, "--stages", "cohort")
+    assert r.returncode == 2 and f"is in use by lss-study pid {os.getpid()}" in r.stderr, r.stderr[-2000:]
+
+BAD_INPUT = [
+    (["--set", "train.max_epochs=abc"], "'train.max_epochs' must be int, found 'abc'"),
+    (["--set", "bogus.key=1"], "unknown config key 'bogus.key'"),
+    (["--set", "train.max_epochs.x=1"], "is a value, not a section"),
+    (["--set", "data=1"], "'data' is a section"),
+    (["--set", "loss.anti_windup=sometimes"], "'loss.anti_windup' must be one of"),
+    (["--config", "{tmp}/data5.yaml"], "data5.yaml: config section 'data' must be a mapping"),
+    (["--config", "{tmp}/list.yaml"], "list.yaml: a config must be a mapping"),
+    (["--config", "{tmp}"], "is a directory"),
+    (["--out", "{tmp}/afile"], "afile: is a file, not a directory"),
+    (["--data", "folder:{tmp}/empty.csv"], "empty.csv is not a readable CSV"),
+    (["--profile", "paper", "--set", "model.weights.llava-med=default"], "preflight found"),
+]
+DRIVER = """
+import contextlib, io, json, sys
+from lss_nbdev.study import cli
+out = []
+for args in json.loads(sys.argv[1]):
+    sys.argv = ["lss-study", "run", *args]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try: cli(); code = 0
+        except SystemExit as e: code = e.code
+        except BaseException as e: code, _ = 1, err.write(f"Traceback: {type(e).__name__}: {e}")
+    out.append([code, err.getvalue()])
+print(json.dumps(out))
+"""
+
+def test_bad_input_is_one_line(tmp_path):
+    "Each bad input gives exit status 2 and one line naming the key or the file, never a traceback (one process for all)."
+    (tmp_path/"data5.yaml").write_text("data: 5\n"); (tmp_path/"list.yaml").write_text("- 1\n")
+    (tmp_path/"afile").write_text("x"); (tmp_path/"empty.csv").write_text("")
+    cases = [[a.replace("{tmp}", str(tmp_path)) for a in args] for args, _ in BAD_INPUT]
+    cases = [c if "--out" in c else ["--out", str(tmp_path/"run"), *c] for c in cases]
+    r = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(cases)], capture_output=True, text=True,
+                       env=dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    for (args, message), (code, err) in zip(BAD_INPUT, json.loads(r.stdout.splitlines()[-1])):
+        assert code == 2 and message in err and "Traceback" not in err, (args, code, err)
