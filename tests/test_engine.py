@@ -87,6 +87,7 @@ BAD_INPUT = [
     (["--config", "{tmp}/list.yaml"], "list.yaml: a config must be a mapping"),
     (["--config", "{tmp}"], "is a directory"),
     (["--out", "{tmp}/afile"], "afile: is a file, not a directory"),
+    (["--out", "/proc/lss_nbdev_run"], "--out /proc/lss_nbdev_run:"),  # a file system that refuses it, even to root
     (["--data", "folder:{tmp}/empty.csv"], "empty.csv is not a readable CSV"),
     (["--profile", "paper", "--set", "model.weights.llava-med=default"], "preflight found"),
 ]
