@@ -227,10 +227,10 @@ def stage_explain(run:Run, preprocess:dict, train:dict, evaluate:dict) -> dict|N
     "Temperature-scaled confidence per model; overlays, evidence records, failure cases and stability for one model."
     cfg, preds, evals, sp = run.cfg, train["predictions"], evaluate["evaluations"], preprocess["splits"]
     y_val = [c.grade for c in sp["val"]]
-    cal, calibrated = [], {}
+    cal, calibrated, temperatures = [], {}, {}
     for name, p in preds.items():
         ts = TemperatureScaler().fit(np.log(p["val_grade_probs"] + 1e-8), y_val)
-        calibrated[name] = ts.transform(np.log(p["grade_probs"] + 1e-8))
+        calibrated[name], temperatures[name] = ts.transform(np.log(p["grade_probs"] + 1e-8)), ts.temperature
         rep = calibration_report(evals[name]["y_true"], p["grade_probs"], calibrated[name], cfg.eval.calibration_bins)
         cal.append(rep.rename_axis("calibration").reset_index().assign(model=name, temperature=ts.temperature))
     cal = pd.concat(cal)
@@ -260,7 +260,7 @@ def stage_explain(run:Run, preprocess:dict, train:dict, evaluate:dict) -> dict|N
                                 augment_fn=paper_perturbation(cfg))
     run.table(stab, "stability", f"Stability of '{name}' under perturbations within the paper's augmentation ranges "
               f"({cfg.eval.stability_n} per test slice): grade flip rate and Dice between original and perturbed masks")
-    return dict(calibrated=calibrated)
+    return dict(calibrated=calibrated, temperatures=temperatures)
 
 def _predictor(model):
     "image H×W in [0, 1] -> (mask probabilities H×W, grade probabilities 3), for `prediction_stability`."
