@@ -14,7 +14,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from statsmodels.stats.proportion import proportion_confint
 from .grades import GRADES, GRADE_NAMES
 from .masks import _masks, confusion_counts, _scores
-from .stats import bootstrap_ci
+from .stats import bootstrap_ci, cluster_bootstrap_ci
 
 # %% auto #0
 __all__ = ['SEGMENTATION_METRICS', 'METRIC_NAMES', 'NLG_METRICS', 'METEOR_NOTE', 'surface_distances', 'hd95',
@@ -76,28 +76,40 @@ def ci_summary(per_case:pd.DataFrame, # one row per case
                n:int=2000, # bootstrap resamples
                seed:int=0, # bootstrap seed
                level:float=0.95, # confidence level
-              )->pd.DataFrame: # group, metric, value, ci_lo, ci_hi, n, n_undefined (+ unit where per_case has `<metric>_unit`)
-    "Per-group, macro and overall means of per-case metrics with bootstrap confidence intervals."
-    missing = [c for c in [*metrics, *([by] if by else [])] if c not in per_case]
+               cluster:str|None=None, # column of cluster ids (e.g. "patient_id"): patient-level intervals; None: slice level
+              )->pd.DataFrame: # group, metric, value, ci_lo, ci_hi, n, n_undefined (+ unit; + n_patients, slice_ci_lo/hi with cluster)
+    "Per-group, macro and overall means of per-case metrics with bootstrap confidence intervals (patient-level with `cluster`)."
+    missing = [c for c in [*metrics, *([by] if by else []), *([cluster] if cluster else [])] if c not in per_case]
     if missing: raise ValueError(f"per_case has no column(s) {missing}; it has {list(per_case.columns)}")
     keys = (list(GRADES) if by == "grade" else list(dict.fromkeys(per_case[by]))) if by else []
     label = (lambda g: GRADE_NAMES[g]) if by == "grade" else str
     rows, with_units = [], any(f"{m}_unit" in per_case for m in metrics)
-    def row(group, metric, vals, stat=np.mean, unit=()):
+    cl = per_case[cluster].to_numpy() if cluster else None
+    grp = per_case[by].to_numpy() if by else None
+    macro = lambda means, counts: np.nanmean(np.where(counts > 0, means, np.nan), axis=1)
+    def row(group, metric, vals, sel, stat=np.mean, unit=(), macro_row=False):
         d = [v[~np.isnan(v)] for v in vals]
         n_def, n_all = sum(map(len, d)), sum(map(len, vals))
-        est = bootstrap_ci(d if len(d) > 1 else d[0], stat, n=n, seed=seed, level=level) if all(len(x) for x in d) and d else (np.nan,) * 3
+        ok = all(len(x) for x in d) and d
+        est = bootstrap_ci(d if len(d) > 1 else d[0], stat, n=n, seed=seed, level=level) if ok else (np.nan,) * 3
+        extra = {}
+        if cluster:
+            keep = sel & ~np.isnan(v_all)
+            c = (cluster_bootstrap_ci(v_all[keep], cl[keep], groups=grp[keep] if macro_row else None, stat=macro if macro_row else None,
+                                      n=n, seed=seed, level=level) if ok else (np.nan,) * 3 + (0,))
+            extra = dict(slice_ci_lo=est[1], slice_ci_hi=est[2], n_patients=c[3])
+            est = c[:3]
         rows.append(dict(group=group, metric=metric, value=est[0], ci_lo=est[1], ci_hi=est[2], n=n_def, n_undefined=n_all - n_def,
-                         **({"unit": _unit_text(unit) or None} if with_units else {})))
+                         **extra, **({"unit": _unit_text(unit) or None} if with_units else {})))
     for m in metrics:
-        v = per_case[m].to_numpy(float)
+        v = v_all = per_case[m].to_numpy(float)
         u = per_case[f"{m}_unit"].to_numpy() if f"{m}_unit" in per_case else np.array([])
         groups = {g: (per_case[by] == g).to_numpy() for g in keys}
-        for g in keys: row(label(g), m, [v[groups[g]]], unit=u[groups[g]] if len(u) else ())
+        for g in keys: row(label(g), m, [v[groups[g]]], groups[g], unit=u[groups[g]] if len(u) else ())
         if by:
             present = [x for x in groups.values() if (~np.isnan(v[x])).any()]
-            row("Macro", m, [v[x] for x in present], _macro_mean, u)
-        row("All", m, [v], unit=u)
+            row("Macro", m, [v[x] for x in present], np.any(present, axis=0) if present else np.zeros(len(v), bool), _macro_mean, u, macro_row=True)
+        row("All", m, [v], np.ones(len(v), bool), unit=u)
     return pd.DataFrame(rows)
 
 # %% ../nbs/18_metrics.ipynb #f92edaeb
@@ -196,8 +208,10 @@ def classification_table(y_true, # true grades, N strings in GRADES
                          y_pred, # predicted grades, N
                          y_score=None, # N×3 grade probabilities in GRADES order, for AUC; None: no AUC
                          level:float=0.95, # confidence level of the accuracy interval
-                        )->pd.DataFrame: # tidy: group, metric, value, ci_lo, ci_hi, n
-    "Per-grade and macro precision, recall, specificity, F1, AUC, and accuracy with a Wilson CI."
+                         patients=None, # N patient ids: accuracy's interval by patient cluster bootstrap (Wilson kept as slice_ci_*)
+                         n_bootstrap:int=2000, seed:int=0, # of the patient-level interval
+                        )->pd.DataFrame: # tidy: group, metric, value, ci_lo, ci_hi, n (+ n_patients, slice_ci_lo/hi with patients)
+    "Per-grade and macro precision, recall, specificity, F1, AUC, and accuracy with a Wilson CI (or a patient-level one)."
     yt, yp, s = _labels(y_true, y_pred, y_score)
     p, r, f, support = precision_recall_fscore_support(yt, yp, labels=list(GRADES), zero_division=np.nan)
     cm = confusion_matrix(yt, yp, labels=list(GRADES))
@@ -213,8 +227,14 @@ def classification_table(y_true, # true grades, N strings in GRADES
              for m, v in per.items()]
     k = int((yt == yp).sum())
     lo, hi = proportion_confint(k, len(yt), alpha=1 - level, method="wilson")
-    rows.append(dict(group="All", metric="accuracy", value=k / len(yt), ci_lo=float(lo), ci_hi=float(hi), n=len(yt)))
-    return pd.DataFrame(rows, columns=["group", "metric", "value", "ci_lo", "ci_hi", "n"])
+    acc = dict(group="All", metric="accuracy", value=k / len(yt), ci_lo=float(lo), ci_hi=float(hi), n=len(yt))
+    if patients is not None:
+        if len(patients) != len(yt): raise ValueError(f"patients has {len(patients)} ids but y_true has {len(yt)} cases")
+        _, clo, chi, n_p = cluster_bootstrap_ci((yt == yp).astype(float), patients, n=n_bootstrap, seed=seed, level=level)
+        acc.update(ci_lo=clo, ci_hi=chi, slice_ci_lo=float(lo), slice_ci_hi=float(hi), n_patients=n_p)
+    rows.append(acc)
+    cols = ["group", "metric", "value", "ci_lo", "ci_hi", "n"] + (["slice_ci_lo", "slice_ci_hi", "n_patients"] if patients is not None else [])
+    return pd.DataFrame(rows, columns=cols)
 
 # %% ../nbs/18_metrics.ipynb #610814de
 def confusion_table(y_true, # true grades, N

@@ -11,7 +11,8 @@ from statsmodels.stats.contingency_tables import mcnemar as _sm_mcnemar
 from statsmodels.stats.multitest import multipletests
 
 # %% auto #0
-__all__ = ['mcnemar', 'wilcoxon', 'bootstrap_ci', 'pairwise_tests']
+__all__ = ['mcnemar', 'wilcoxon', 'bootstrap_ci', 'cluster_bootstrap_ci', 'pairwise_tests', 'patient_means',
+           'patient_paired_test', 'detectable_difference']
 
 # %% ../nbs/17_statistics.ipynb #bc8585c6
 def _paired(a, b, name_a:str, name_b:str):
@@ -85,6 +86,39 @@ def bootstrap_ci(values, # 1-D per-case values, or a list of 1-D arrays (strata 
                       rng=np.random.default_rng(seed), vectorized=True)
     return est, float(r.confidence_interval.low), float(r.confidence_interval.high)
 
+# %% ../nbs/17_statistics.ipynb #abe2a7fb
+def cluster_bootstrap_ci(values, # 1-D per-slice values, N
+                         clusters, # N cluster ids (patient ids)
+                         groups=None, # N group labels (e.g. grades) for `stat`; None: one group
+                         stat=None, # f(group means: R×G array) -> R values; None: the overall mean of the slices
+                         n:int=2000, # bootstrap resamples
+                         seed:int=0, # random seed
+                         level:float=0.95, # confidence level
+                        )->tuple: # (estimate, lower, upper, number of clusters)
+    "Percentile bootstrap interval that resamples whole clusters (patients), keeping each one's slices together."
+    v = np.asarray(values, float)
+    if v.ndim != 1: raise ValueError(f"values must be 1-D, found shape {v.shape}")
+    cl = np.asarray(clusters)
+    if len(cl) != len(v): raise ValueError(f"clusters has {len(cl)} entries but values has {len(v)}")
+    if np.isnan(v).any(): raise ValueError(f"values contains {np.isnan(v).sum()} NaN; drop undefined cases first")
+    if len(v) == 0: raise ValueError("values is empty")
+    gr = np.zeros(len(v), int) if groups is None else pd.factorize(np.asarray(groups))[0]
+    ids, ci = np.unique(cl, return_inverse=True)
+    S, N = np.zeros((len(ids), gr.max() + 1)), np.zeros((len(ids), gr.max() + 1))
+    np.add.at(S, (ci, gr), v); np.add.at(N, (ci, gr), 1)
+    if stat is None: stat = lambda m, n_: (m * n_).sum(1) / n_.sum(1)
+    def summary(w):  # w: R×C cluster counts -> R statistic values
+        sums, counts = w @ S, w @ N
+        with np.errstate(invalid="ignore", divide="ignore"): means = sums / counts
+        return stat(means, counts)
+    est = float(summary(np.ones((1, len(ids))))[0])
+    if len(ids) < 2: return est, np.nan, np.nan, len(ids)
+    w = np.random.default_rng(seed).multinomial(len(ids), np.full(len(ids), 1 / len(ids)), size=n).astype(float)
+    r = summary(w)
+    r = r[np.isfinite(r)]
+    a = (1 - level) / 2
+    return est, float(np.quantile(r, a)), float(np.quantile(r, 1 - a)), len(ids)
+
 # %% ../nbs/17_statistics.ipynb #bb8d5cbb
 def _align(results:dict, y_true):
     "Model values as equal-length arrays in one case order (pd.Series are aligned on their index)."
@@ -108,14 +142,51 @@ def pairwise_tests(results:dict, # model name -> per-case values (scores, or pre
                    y_true=None, # true labels: McNemar on predictions; None: Wilcoxon on per-case scores
                    exact:bool|None=None, # passed to `mcnemar`
                    zero_method:str="wilcox", # passed to `wilcoxon`
+                   clusters=None, # per-case patient ids (aligned like the values): the patient-level sign-flip test instead
                   )->pd.DataFrame: # one row per pair: model_a, model_b, test, statistic, p_value, p_holm, n, ...
     "Every pair of models compared on the same cases, with Holm-adjusted p-values."
+    if isinstance(clusters, pd.Series) and all(isinstance(v, pd.Series) for v in results.values()):
+        clusters = clusters.loc[next(iter(results.values())).index].to_numpy()
     results, y_true = _align(results, y_true)
     rows = []
     for a, b in combinations(results, 2):
-        r = (mcnemar(y_true, results[a], results[b], exact=exact) if y_true is not None
-             else wilcoxon(results[a], results[b], zero_method=zero_method))
+        if clusters is not None:
+            va, vb = (results[a], results[b]) if y_true is None else (results[a] == y_true, results[b] == y_true)
+            r = patient_paired_test(va.astype(float), vb.astype(float), clusters)
+        else:
+            r = (mcnemar(y_true, results[a], results[b], exact=exact) if y_true is not None
+                 else wilcoxon(results[a], results[b], zero_method=zero_method))
         rows.append(dict(model_a=a, model_b=b, **r))
     df = pd.DataFrame(rows)
     df.insert(df.columns.get_loc("p_value") + 1, "p_holm", multipletests(df.p_value, method="holm")[1])
     return df
+
+# %% ../nbs/17_statistics.ipynb #bd6cc336
+def patient_means(values, clusters) -> pd.Series:
+    "Mean of the per-slice values of each patient (cluster), indexed by patient."
+    return pd.Series(np.asarray(values, float)).groupby(np.asarray(clusters), sort=True).mean()
+
+def patient_paired_test(a, # model A's per-slice values, N (scores, or 1/0 correct)
+                        b, # model B's per-slice values on the same slices, N
+                        clusters, # N patient ids
+                        n_resamples:int=9999, # Monte-Carlo sign flips when 2**patients exceeds it (else exact)
+                        seed:int=0,
+                       )->dict: # test, statistic (mean per-patient difference A - B), p_value, n (patients), n_slices
+    "Sign-flip permutation test on the paired per-patient mean differences."
+    a, b = _paired(a, b, "a", "b")
+    d = (patient_means(a, clusters) - patient_means(b, clusters)).to_numpy()
+    out = dict(statistic=float(d.mean()), n=len(d), n_slices=len(a))
+    if np.all(d == 0) or len(d) < 2:
+        return dict(test="patient-level paired sign-flip permutation (no differences)", p_value=1.0, **out)
+    r = sps.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=n_resamples,
+                             rng=np.random.default_rng(seed), vectorized=True)
+    kind = "exact" if 2 ** len(d) <= n_resamples else f"{n_resamples} Monte-Carlo flips"
+    return dict(test=f"patient-level paired sign-flip permutation ({kind})", p_value=float(r.pvalue), **out)
+
+def detectable_difference(n:int, # patients in the paired comparison
+                          sd:float, # standard deviation of the per-patient differences
+                          alpha:float=0.05, power:float=0.8)->float:
+    "Smallest mean paired difference a two-sided paired test on `n` patients detects with `power` (normal-theory t test)."
+    from statsmodels.stats.power import TTestPower
+    if n < 2 or not np.isfinite(sd): return np.nan
+    return float(TTestPower().solve_power(nobs=n, alpha=alpha, power=power, alternative="two-sided") * sd)
