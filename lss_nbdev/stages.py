@@ -17,7 +17,7 @@ from .augment import balance
 from .pseudomask import pseudo_masks, preprocessing_summary
 from .losses import SEG_LOSSES
 from .train import build_model, to_tensors, fit, predict
-from .stats import pairwise_tests
+from .stats import pairwise_tests, patient_means, detectable_difference
 from .metrics import (segmentation_cases, ci_summary, ci_table, classification_table, classification_figure,
                                reliability_figure, nlg_scores, nlg_table, SEGMENTATION_METRICS)
 from .report_template import inputs_from_cases
@@ -36,7 +36,8 @@ from .runs import (Run, Stage, load_cohort, load_real_cohort, resolve_data_path,
 # %% auto #0
 __all__ = ['REAL_KEYS', 'ARRG_TRAINING_KEYS', 'STAGES', 'needs', 'notes_table', 'stage_cohort', 'stage_preprocess',
            'train_and_predict', 'evaluate_model', 'stage_train', 'stage_evaluate', 'write_evaluation_tables',
-           'stage_ablation', 'stage_statistics', 'stage_explain', 'real_variants', 'stage_real', 'stage_arrg']
+           'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics', 'stage_explain', 'real_variants',
+           'stage_real', 'stage_arrg']
 
 # %% ../nbs/27_stages.ipynb #0637766a
 def needs(cohort:Cohort, stage:str, *parts:str) -> bool:
@@ -126,7 +127,8 @@ def evaluate_model(cfg:StudyConfig, pre:dict, name:str, pred:dict) -> dict:
     seg = pd.concat(seg).assign(model=name)
     head = [GRADES[i] for i in pred["grade_probs"].argmax(1)]
     area = [template_grade(affected_area(p), cfg.arrg.area_thresholds) for p in pred["mask_probs"]]
-    return dict(seg=seg, y_true=[c.grade for c in test], head=head, area=area, probs=pred["grade_probs"])
+    return dict(seg=seg, y_true=[c.grade for c in test], head=head, area=area, probs=pred["grade_probs"],
+                patients=[c.patient_id for c in test])
 
 def stage_train(run:Run, preprocess:dict) -> dict|None:
     "Train every model variant (each cached by the config keys training reads) and predict the test split."
@@ -148,20 +150,25 @@ def stage_evaluate(run:Run, preprocess:dict, train:dict) -> dict|None:
 def write_evaluation_tables(run:Run, evals:dict):
     "Tables 1-3 (classification, segmentation, segmentation by grade) with bootstrap or Wilson 95 % CIs."
     cfg = run.cfg
-    cls = pd.concat([classification_table(e["y_true"], e[src], e["probs"] if src == "head" else None, level=cfg.eval.ci)
+    cls = pd.concat([classification_table(e["y_true"], e[src], e["probs"] if src == "head" else None, level=cfg.eval.ci,
+                                          patients=e["patients"], n_bootstrap=cfg.eval.n_bootstrap, seed=cfg.eval.seed)
                      .assign(model=n, source="grade head" if src == "head" else "area template")
                      for n, e in evals.items() for src in ("head", "area")])
     cls = cls[["model", "source"] + [c for c in cls.columns if c not in ("model", "source")]]
-    run.table(cls, "classification", "Table 1: grade classification on the test split (accuracy: Wilson 95 % CI)")
+    run.table(cls, "classification", "Table 1: grade classification on the test split (accuracy: patient-level cluster-bootstrap "
+              "95 % CI; the slice-level Wilson interval in slice_ci_lo/hi)")
     seg = pd.concat([ci_summary(g, list(SEGMENTATION_METRICS), by="grade", n=cfg.eval.n_bootstrap, seed=cfg.eval.seed,
-                                level=cfg.eval.ci).assign(model=m, target=tg)
+                                level=cfg.eval.ci, cluster="patient_id").assign(model=m, target=tg)
                      for (m, tg), g in pd.concat([e["seg"] for e in evals.values()]).groupby(["model", "target"], sort=False)])
     seg = seg[["model", "target"] + [c for c in seg.columns if c not in ("model", "target")]]
     overall = seg[seg.group.isin(["Macro", "All"])]
-    run.table(overall, "segmentation", "Table 2: segmentation on the test split (bootstrap 95 % CIs), against both targets")
+    run.table(overall, "segmentation", "Table 2: segmentation on the test split against both targets (patient-level cluster-bootstrap "
+              "95 % CIs; slice-level ones in slice_ci_lo/hi)")
     run.table(seg[~seg.group.isin(["Macro", "All"])], "segmentation_by_grade", "Table 3: segmentation per grade")
-    run.table(ci_table(overall, index=["model", "target", "group"]).reset_index(), "segmentation_summary", "Table 2, formatted")
-    run.table(ci_table(cls, index=["model", "source", "group"]).reset_index(), "classification_summary", "Table 1, formatted")
+    run.table(ci_table(overall, index=["model", "target", "group"]).reset_index(), "segmentation_summary",
+              "Table 2, formatted (patient-level 95 % CIs)")
+    run.table(ci_table(cls, index=["model", "source", "group"]).reset_index(), "classification_summary",
+              "Table 1, formatted (accuracy: patient-level 95 % CI)")
     classification_figure({n: (e["y_true"], e["head"], e["probs"]) for n, e in evals.items()},
                           path=run.figure("classification_head"), title="Grade head: confusion matrices and ROC (test split)")
     classification_figure({n: (e["y_true"], e["area"], None) for n, e in evals.items()},
@@ -204,23 +211,50 @@ def stage_ablation(run:Run, preprocess:dict) -> dict|None:
     return dict(per_seed=per_seed)
 
 # %% ../nbs/27_stages.ipynb #81ed1a14
+def paired_tests(scores:dict, patients:pd.Series, comparison:str, y_true=None, exact=None) -> pd.DataFrame:
+    "The paper's slice-level test and the patient-level sign-flip test for every pair, Holm within each level."
+    slice_level = pairwise_tests(scores, y_true=y_true, exact=exact).assign(level="slice (the paper's test)")
+    patient_level = pairwise_tests(scores, y_true=y_true, clusters=patients).assign(level="patient")
+    return pd.concat([patient_level, slice_level]).assign(comparison=comparison)
+
+def power_table(scores:dict, patients:pd.Series, comparison:str, y_true=None) -> pd.DataFrame:
+    "Per pair: patients, spread of the per-patient differences, and the smallest mean difference detectable with 80 % power."
+    names, rows = list(scores), []
+    val = {n: (scores[n] == y_true).astype(float) if y_true is not None else scores[n] for n in names}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            d = patient_means(val[a].to_numpy(), patients.loc[val[a].index]) - patient_means(val[b].loc[val[a].index].to_numpy(), patients.loc[val[a].index])
+            sd = float(d.std(ddof=1)) if len(d) > 1 else np.nan
+            rows.append(dict(comparison=comparison, model_a=a, model_b=b, n_patients=len(d), sd_patient_difference=sd,
+                             detectable_difference_80pct_power=detectable_difference(len(d), sd), observed_difference=float(d.mean())))
+    return pd.DataFrame(rows)
+
 def stage_statistics(run:Run, evaluate:dict) -> dict|None:
-    "McNemar on grade predictions and Wilcoxon on per-case Dice, every pair of models, Holm-adjusted."
+    "Patient-level sign-flip tests (valid with several slices per patient) beside the paper's slice-level McNemar and Wilcoxon, Holm-adjusted; power."
     evals = evaluate["evaluations"]
     names = list(evals)
     if len(names) < 2:
         print(f"stage statistics: skipped: it compares models, and this run trained one ({names[0]}); see model.compare"); return None
-    y_true = pd.Series(evals[names[0]]["y_true"])
-    parts = [pairwise_tests({n: pd.Series(evals[n]["head"]) for n in names}, y_true=y_true,
-                            exact=run.cfg.eval.mcnemar_exact).assign(comparison="grade head predictions")]
+    first = evals[names[0]]
+    ids = first["seg"].drop_duplicates("case_id").case_id.tolist()
+    patients = pd.Series(first["patients"], index=ids)
+    y_true = pd.Series(first["y_true"], index=ids)
+    heads = {n: pd.Series(evals[n]["head"], index=ids) for n in names}
+    parts = [paired_tests(heads, patients, "grade head predictions", y_true=y_true, exact=run.cfg.eval.mcnemar_exact)]
+    power = [power_table(heads, patients, "grade head accuracy", y_true=y_true)]
     seg = pd.concat([e["seg"] for e in evals.values()])
     for target, g in seg.groupby("target", sort=False):
         scores = {n: g[g.model == n].set_index("case_id").dice for n in names}
-        parts.append(pairwise_tests(scores).assign(comparison=f"per-case Dice vs {target}"))
+        parts.append(paired_tests(scores, patients, f"per-case Dice vs {target}"))
+        power.append(power_table(scores, patients, f"Dice vs {target}"))
     tab = pd.concat(parts)
-    tab = run.table(tab[["comparison"] + [c for c in tab.columns if c != "comparison"]], "statistics",
-                    "McNemar (grade predictions) and Wilcoxon signed-rank (per-case Dice) between every pair of models")
+    tab = run.table(tab[["comparison", "level"] + [c for c in tab.columns if c not in ("comparison", "level")]], "statistics",
+                    "Every pair of models: the patient-level paired sign-flip permutation test on per-patient means (valid with several "
+                    "slices per patient) and the paper's slice-level McNemar (grades) and Wilcoxon (Dice), Holm-adjusted within each")
+    run.table(pd.concat(power), "statistics_power", "What the test split can detect: the smallest mean per-patient difference a "
+              "paired test finds with 80 % power (alpha 0.05), from the spread of the observed per-patient differences")
     return dict(tests=tab)
+
 
 # %% ../nbs/27_stages.ipynb #175f1fe6
 def stage_explain(run:Run, preprocess:dict, train:dict, evaluate:dict) -> dict|None:
@@ -330,17 +364,20 @@ def stage_real(run:Run) -> dict|None:
                                             pseudo_masks(Cohort(test), cfg, conditioned=False).values()]
     per_case = pd.concat([segmentation_cases(test, [p > 0.5 for p in ps]).assign(model=n) for n, ps in probs.items()])
     summary = pd.concat([ci_summary(g, list(SEGMENTATION_METRICS), by=None, n=cfg.eval.n_bootstrap, seed=cfg.eval.seed,
-                                    level=cfg.eval.ci).assign(model=m, target="anatomical")
+                                    level=cfg.eval.ci, cluster="patient_id").assign(model=m, target="anatomical")
                          for m, g in per_case.groupby("model", sort=False)])
     summary = summary[["model", "target"] + [c for c in summary.columns if c not in ("model", "target")]]
     where = (f"{cfg.real.source}: {len(sp['test'].patients)} test patients, {len(test)} slices; "
              f"trained on {len(sp['train'].patients)} patients ({len(sp['train'])} slices)")
     run.table(per_case, "real_segmentation_per_case", f"Real masks ({where}): per-slice scores")
     run.table(ci_table(summary, index=["model", "target", "group"]).reset_index(), "real_segmentation_summary",
-              f"Segmentation against real canal masks ({where}); slice-level bootstrap 95 % CIs; HD95 in mm where the pixel spacing is known, else px")
+              f"Segmentation against real canal masks ({where}); patient-level cluster-bootstrap 95 % CIs (with this few test "
+              f"patients, a wide and rough interval; slice-level ones in the CSV)")
     scores = {n: g.set_index("case_id").dice for n, g in per_case.groupby("model", sort=False)}
-    run.table(pairwise_tests(scores).assign(comparison="per-slice Dice vs the real mask"), "real_statistics",
-              "Wilcoxon signed-rank between every pair of rows on per-slice Dice (slice level), Holm-adjusted")
+    patients = pd.Series({c.case_id: c.patient_id for c in test})
+    run.table(paired_tests(scores, patients, "per-slice Dice vs the real mask"), "real_statistics",
+              "Every pair of rows on Dice: the patient-level sign-flip test (its smallest possible p is 2 / 2^patients) and the "
+              "slice-level Wilcoxon signed-rank test, Holm-adjusted within each")
     pick = [test[i] for i in np.linspace(0, len(test) - 1, min(2, len(test))).round().astype(int)]
     index = {c.case_id: i for i, c in enumerate(test)}
     plot_real_overlays(pick, {n: [ps[index[c.case_id]] for c in pick] for n, ps in probs.items()}, run.figure("real_overlays"))

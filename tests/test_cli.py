@@ -40,7 +40,9 @@ def test_pipeline_end_to_end_writes_tables_and_resumes(tmp_path):
               "calibration", "evidence", "failure_cases", "stability"]:
         assert (tables/f"{f}.csv").exists() and (tables/f"{f}.md").exists(), f
     stats = pd.read_csv(tables/"statistics.csv")
-    assert {t.split()[0] for t in stats.test} == {"McNemar", "Wilcoxon"}, stats.test.tolist()
+    slice_level = stats[stats.level.str.startswith("slice")]
+    assert {t.split()[0] for t in slice_level.test} == {"McNemar", "Wilcoxon"}, stats.test.tolist()
+    assert stats[stats.level == "patient"].test.str.startswith("patient-level paired sign-flip").all()
     assert stats.p_value.between(0, 1).all() and stats.p_holm.between(0, 1).all()
     before = pd.read_csv(tables/"segmentation.csv")
     # plant a marker in the train stage's cached output: empty masks for the default model; a change of the bootstrap
