@@ -122,8 +122,21 @@ def main(argv=None):
     r.add_argument("--stages", default=None, help=f"comma-separated subset of {','.join(STAGES)}")
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set data.n_patients=30 or --set model.weights.smolvlm=DIR (repeatable)")
+    pr = sub.add_parser("predict", help="one patient's study through a trained run: levels.csv, report, overlays, DICOM-SEG, index.html")
+    pr.add_argument("input", help="one patient's DICOM study folder (Mendeley or RSNA layout), a NIfTI volume, or a folder of PNG/DICOM slices")
+    pr.add_argument("--run", required=True, help="a run directory with a trained model, e.g. runs/quick")
+    pr.add_argument("--out", required=True, help="output folder (an earlier predict output there is replaced)")
+    pr.add_argument("--model", default=None, help="the model's name in the run (default: its anatomical-target model, else the main one)")
+    pr.add_argument("--levels", default=None, help="levels to pick; for a folder of slices, their levels in file-name order, e.g. L3-L4,L4-L5,L5-S1")
+    pr.add_argument("--slices", default=None, help="CSV naming each level's slice: level and instance (DICOM), slice (NIfTI) or path (folder)")
+    pr.add_argument("--id", dest="pseudonym", default=None, help="the pseudonymous id to write (default: an HMAC of the PatientID under the run's key)")
+    pr.add_argument("--series-pattern", default=None, help="regex on SeriesDescription for the axial T2 series (default: the run's data.series_pattern)")
     a = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if a.command == "predict":
+        from lss_nbdev.predict import predict
+        return predict(a.run, a.input, a.out, model=a.model, levels=a.levels, slices=a.slices, pseudonym=a.pseudonym,
+                       series_pattern=a.series_pattern)
     cfg = build_config(a.profile, a.config, a.data, a.sets, a.notes)
     run = run_study(cfg, a.out, stages=a.stages.split(",") if a.stages else None)
     print(f"wrote {run.out/'REPORT.md'}")
