@@ -80,7 +80,7 @@ def test_two_processes_match_one(tmp_path):
     t0 = time.perf_counter()
     # `accelerate launch --cpu` starts one process (several CPU processes need its MPI launcher), so the two CPU
     # processes come from torchrun; the Accelerator that `fit` builds reads the same environment either way
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            __file__, str(tmp_path/"ddp")]
     r = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
