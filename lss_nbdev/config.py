@@ -21,7 +21,8 @@ class DataConfig:
     n_patients: int = 120  # phantom only: patients to synthesise
     levels: tuple = ("L3-L4", "L4-L5", "L5-S1")  # disc levels per patient (the lower three)
     split_fractions: tuple = (0.7, 0.15, 0.15)  # train, val, test, by patient
-    seed: int = 0
+    seed: int = 0  # the cohort's: the phantom's patients and the balancing augmentation
+    split_seed: int = 0  # the patient split's
     grade_mix: dict | None = None  # phantom only: grade -> fraction; None = 55/30/15 % (A/B&C/D)
     label_noise: float = 0.04  # phantom only: share of labels flipped to a neighbouring grade
     grade_rho: float = 0.5  # phantom only: correlation of one patient's grades across levels
@@ -112,7 +113,8 @@ class TrainConfig:
     patience: int = 5  # early stopping on validation Dice
     seg_target: str = "pseudo"  # "pseudo" (the paper's) or "anatomical" (phantom truth)
     bf16: bool = True  # autocast on CUDA only
-    seeds: tuple = (0, 1, 2)  # for the ablation
+    seed: int = 0  # training's: initialisation and batch order
+    seeds: tuple = (0, 1, 2)  # training seeds of the ablation and of the headline models' mean ± sd
     ablation_epochs: int | None = None  # epochs of each ablation run; None = max_epochs
     ablation_pid_gains: dict = field(default_factory=lambda: {  # extra PID-Tversky runs of the ablation: name -> gains
         "P only (Kp 0.05)": dict(kp=0.05, ki=0.0, kd=0.0), "aggressive (0.3/0.1/0.1)": dict(kp=0.3, ki=0.1, kd=0.1)})

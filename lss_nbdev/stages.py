@@ -67,7 +67,7 @@ def stage_cohort(run:Run) -> dict:
     cfg = run.cfg
     cohort = load_cohort(cfg)
     if len(cohort) == 0: raise ValueError(f"the cohort from {cfg.data.source!r} is empty; skipped inputs: {len(cohort.skipped)}")
-    splits = split_by_patient(cohort, cfg.data.split_fractions, cfg.data.seed)
+    splits = split_by_patient(cohort, cfg.data.split_fractions, cfg.data.split_seed)
     run.table(cohort_table(splits), "cohort", "Cohort: patients and slices per grade and split")
     run.table(cohort.parts(), "cohort_parts", "What the cohort has: grades, reports, true masks and pixel spacing, per case")
     if cohort.skipped: run.table(cohort.skipped_table(), "skipped_inputs", "Inputs the loader skipped, and why")
@@ -83,7 +83,7 @@ def stage_preprocess(run:Run, cohort:dict) -> dict|None:
     if not needs(cohort, "preprocess", "grade"): return None
     cfg = run.cfg
     denoised = denoise_cohort(cohort, cfg, cache_dir=run.out/"cache")
-    splits = split_by_patient(denoised, cfg.data.split_fractions, cfg.data.seed)
+    splits = split_by_patient(denoised, cfg.data.split_fractions, cfg.data.split_seed)
     train = run.cache("balanced", cfg.hash("data", "denoise", "augment"), balance, splits["train"], cfg.data.seed, cfg)
     splits = dict(splits, train=train)
     every = Cohort([c for s in splits.values() for c in s], name="all splits")
@@ -187,7 +187,7 @@ def stage_ablation(run:Run, preprocess:dict) -> dict|None:
     cfg, rows, pid_logs = run.cfg, [], {}
     sp, pseudo = preprocess["splits"], preprocess["pseudo"]
     cfg = cfg.replace(**{"train.max_epochs": cfg.train.ablation_epochs or cfg.train.max_epochs})
-    jobs = [(f"{loss} · seed {s}", cfg.replace(**{"loss.name": loss, "data.seed": s}), loss, s)
+    jobs = [(f"{loss} · seed {s}", cfg.replace(**{"loss.name": loss, "train.seed": s}), loss, s)
             for loss in SEG_LOSSES for s in cfg.train.seeds]
     jobs += [(f"pid_tversky · {g}", cfg.replace(**{"loss.name": "pid_tversky", **{f"loss.{k}": v for k, v in gains.items()}}),
               "pid_tversky", g) for g, gains in cfg.train.ablation_pid_gains.items()]
@@ -391,8 +391,8 @@ def _arrg_decoder(run:Run, train_in:list, val_in:list):
     cfg = run.cfg
     path = run.out/"checkpoints"/f"arrg-{cfg.hash('data', 'denoise', 'augment', 'pseudomask', 'train', *ARRG_TRAINING_KEYS)}.pt"
     if path.exists(): return load_arrg(path)
-    dec = build_decoder(train_in, cfg, seed=cfg.data.seed)
-    log = train_arrg(dec, train_in, cfg, val_inputs=val_in, seed=cfg.data.seed, device=resolve_device(cfg))
+    dec = build_decoder(train_in, cfg, seed=cfg.train.seed)
+    log = train_arrg(dec, train_in, cfg, val_inputs=val_in, seed=cfg.train.seed, device=resolve_device(cfg))
     path.parent.mkdir(parents=True, exist_ok=True); save_arrg(dec, path)
     log.to_csv(path.with_suffix(".csv"), index=False)
     return dec

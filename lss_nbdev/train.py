@@ -27,10 +27,10 @@ __all__ = ['SEG_TARGETS', 'CKPT_TAG', 'build_model', 'TensorSet', 'seg_targets',
 # %% ../nbs/16_train.ipynb #e801e93c
 def build_model(cfg:StudyConfig, # uses cfg.model
                 prompts:list|None=None, # the grade prompt set; None: lss_nbdev.reports.GRADE_PROMPTS
-                seed:int|None=None, # seeds the random initialisation (default cfg.data.seed)
+                seed:int|None=None, # seeds the random initialisation (default cfg.train.seed)
                )->LSSNet:
     "`LSSNet` on the backbone that `cfg.model` names, initialised from a fixed seed."
-    torch.manual_seed(cfg.data.seed if seed is None else seed)
+    torch.manual_seed(cfg.train.seed if seed is None else seed)
     m = cfg.model
     return LSSNet(backbone_from_config(m), cfg, prompts, text_tokens=m.text_tokens, decoder_channels=m.decoder_channels)
 
@@ -153,7 +153,7 @@ def run_epoch(model, data:TensorSet, seg_loss, cfg:StudyConfig, optimizer=None, 
     world, rank = (accelerator.num_processes, accelerator.process_index) if accelerator is not None else (1, 0)
     bns = [m for m in model.modules() if isinstance(m, SyncBatchNorm2d)]
     tot = dict(loss=0.0, seg=0.0, cls=0.0, fp=0.0, fn=0.0, tp=0.0, n=0)
-    batches = batch_order(len(data), cfg.train.batch_size, cfg.data.seed, epoch, shuffle=train)
+    batches = batch_order(len(data), cfg.train.batch_size, cfg.train.seed, epoch, shuffle=train)
     for b in tqdm(batches, desc=desc, leave=False, disable=not desc):
         k = len(b)
         if world > 1:
@@ -301,7 +301,7 @@ def _on_main(acc, fn):
 def fit(model, # an `LSSNet`
         train:TensorSet, # training tensors (`to_tensors`)
         val:TensorSet, # validation tensors
-        cfg:StudyConfig, # uses cfg.train, cfg.loss, cfg.data.seed
+        cfg:StudyConfig, # uses cfg.train, cfg.loss, cfg.train.seed
         out_dir=None, # checkpoints and log; resumes from out_dir/state.pt when present
         device:str="cpu", # ignored under an accelerator (its device)
         stop_after:int|None=None, # stop (as if killed) after this many epochs in this call; for tests
@@ -309,7 +309,7 @@ def fit(model, # an `LSSNet`
         accelerator="auto", # an `accelerate.Accelerator`; "auto": one when launched on several processes; None: this process alone
        )->pd.DataFrame: # the per-epoch log (the same on every rank)
     "Train with early stopping on validation Dice; resumable; data-parallel under `accelerate launch`; returns the epoch log."
-    _seed_everything(cfg.data.seed)
+    _seed_everything(cfg.train.seed)
     acc = _resolve_accelerator(accelerator)
     world = acc.num_processes if acc is not None else 1
     device = acc.device if acc is not None else torch.device(device)

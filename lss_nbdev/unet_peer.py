@@ -45,15 +45,15 @@ class PeerUNet(nn.Module):
                )->torch.Tensor: # B×1×S×S mask logits
         return self.net(x)
 
-def build_unet(cfg:StudyConfig, # the input side defaults to cfg.model.image_size; the seed to cfg.data.seed
+def build_unet(cfg:StudyConfig, # the input side defaults to cfg.model.image_size; the seed to cfg.train.seed
                image_size:int|None=None, # side S of the square input; None: the LSSNet's, cfg.model.image_size
                channels=(16, 32, 64, 128), # feature maps per resolution
                strides=(2, 2, 2), # downsampling between resolutions
                num_res_units:int=2, # residual units per block
-               seed:int|None=None, # seeds the random initialisation (default cfg.data.seed, as `build_model`)
+               seed:int|None=None, # seeds the random initialisation (default cfg.train.seed, as `build_model`)
               )->PeerUNet:
     "The U-Net peer, initialised from a fixed seed, at the LSSNet's input size unless told otherwise."
-    torch.manual_seed(cfg.data.seed if seed is None else seed)
+    torch.manual_seed(cfg.train.seed if seed is None else seed)
     return PeerUNet(cfg.model.image_size if image_size is None else image_size, channels, strides, num_res_units)
 
 # %% ../nbs/16a_unet.ipynb #5486e1ca
@@ -102,7 +102,7 @@ def _train_epoch(model, data:TensorSet, loss_fn, opt, cfg:StudyConfig, epoch:int
     "One pass over the training tensors in `batch_order`; the mean loss per case."
     model.train()
     tot, n = 0.0, 0
-    for b in batch_order(len(data), cfg.train.batch_size, cfg.data.seed, epoch):
+    for b in batch_order(len(data), cfg.train.batch_size, cfg.train.seed, epoch):
         x, y = data.pixels[b].to(device), data.masks[b].to(device)
         with _autocast(device, cfg.train.bf16):
             loss = loss_fn(model(x).float(), y)
@@ -115,7 +115,7 @@ def _train_epoch(model, data:TensorSet, loss_fn, opt, cfg:StudyConfig, epoch:int
 def fit_unet(model:PeerUNet, # from `build_unet`
              train_cases, # a `Cohort` or list of `Case`s to train on
              val_cases, # the cases whose Dice decides early stopping
-             cfg:StudyConfig, # uses cfg.train (lr_decoder, weight_decay, max_epochs, patience, batch_size, bf16) and cfg.data.seed
+             cfg:StudyConfig, # uses cfg.train (lr_decoder, weight_decay, max_epochs, patience, batch_size, bf16) and cfg.train.seed
              ckpt_dir=None, # checkpoints and log; resumes from ckpt_dir/state.pt when present; None: keep nothing on disk
              target:str="anatomical", # "anatomical" or "pseudo", as `to_tensors`
              pseudo:dict|None=None, # case_id -> bool mask, needed for "pseudo"
@@ -126,7 +126,7 @@ def fit_unet(model:PeerUNet, # from `build_unet`
     "Train the U-Net peer with Dice + BCE and the LSSNet's budget, early stopping and checkpoints; returns the epoch log."
     train = unet_tensors(model, train_cases, target, pseudo, name="train_cases")
     val = unet_tensors(model, val_cases, target, pseudo, name="val_cases")
-    _seed_everything(cfg.data.seed)
+    _seed_everything(cfg.train.seed)
     device = torch.device(device); model.to(device)
     loss_fn = DiceCELoss(sigmoid=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr_decoder, weight_decay=cfg.train.weight_decay)
