@@ -17,9 +17,9 @@ from .augment import balance
 from .pseudomask import pseudo_masks, preprocessing_summary
 from .losses import SEG_LOSSES
 from .train import build_model, to_tensors, fit, predict
-from .stats import pairwise_tests, patient_means, detectable_difference
+from .stats import pairwise_tests, patient_means, detectable_difference, patient_paired_test
 from .metrics import (segmentation_cases, ci_summary, ci_table, classification_table, classification_figure,
-                               reliability_figure, nlg_scores, nlg_table, SEGMENTATION_METRICS)
+                               reliability_figure, nlg_scores, nlg_table, expected_calibration_error, SEGMENTATION_METRICS)
 from .report_template import inputs_from_cases
 from .report_decoder import build_decoder, train_arrg, save_arrg, load_arrg, report_table
 from .arrg import save_case_report, plot_report_examples
@@ -37,7 +37,7 @@ from .runs import (Run, Stage, load_cohort, load_real_cohort, resolve_data_path,
 __all__ = ['REAL_KEYS', 'ARRG_TRAINING_KEYS', 'STAGES', 'needs', 'notes_table', 'stage_cohort', 'stage_preprocess',
            'train_and_predict', 'evaluate_model', 'stage_train', 'stage_evaluate', 'write_evaluation_tables',
            'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics', 'stage_explain', 'real_variants',
-           'stage_real', 'stage_arrg']
+           'stage_real', 'stage_arrg', 'stage_seeds']
 
 # %% ../nbs/27_stages.ipynb #0637766a
 def needs(cohort:Cohort, stage:str, *parts:str) -> bool:
@@ -445,6 +445,73 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict) 
                          path=run.figure("report_examples"))
     return dict(reports=tables)
 
+
+# %% ../nbs/27_stages.ipynb #378299d7
+def _seed_row(cfg:StudyConfig, pre:dict, name:str, seed:int, pred:dict, decoder=None) -> tuple:
+    "One trained seed's headline numbers: Dice per target (mean over test slices), accuracy, calibrated ECE, CIDEr; and its per-case scores."
+    ev = evaluate_model(cfg, pre, name, pred)
+    y_val = [c.grade for c in pre["splits"]["val"]]
+    ts = TemperatureScaler().fit(np.log(pred["val_grade_probs"] + 1e-8), y_val)
+    cal = ts.transform(np.log(pred["grade_probs"] + 1e-8))
+    head = np.array(ev["head"]) == np.array(ev["y_true"])
+    row = dict(model=name, seed=seed, accuracy=float(head.mean()),
+               ece_calibrated=expected_calibration_error(ev["y_true"], cal, cfg.eval.calibration_bins), temperature=ts.temperature,
+               **{f"dice_vs_{t}": float(g.dice.mean()) for t, g in ev["seg"].groupby("target", sort=False)})
+    if decoder is not None:
+        test_in, _ = inputs_from_cases(pre["splits"]["test"], masks=pred["mask_probs"], grade_probs=cal)
+        if test_in:
+            rep = report_table(decoder, test_in, cfg, device=resolve_device(cfg))
+            row["cider"] = nlg_scores(list(rep.reference), list(rep.findings))["corpus"]["CIDEr"]
+    per_case = ev["seg"].assign(correct=np.tile(head, ev["seg"].target.nunique()))
+    return row, per_case
+
+def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict) -> dict|None:
+    "The headline models (the default and its anatomical-target twin) retrained for every seed of `train.seeds`: mean ± sd, per seed."
+    cfg, sp, pseudo = run.cfg, preprocess["splits"], preprocess["pseudo"]
+    heads = [n for n, v in train["variants"].items() if v.model.backbone == cfg.model.backbone]
+    decoder = None
+    if all(c.report.strip() for c in cohort["cohort"]):
+        target = lambda coh: [pseudo[c.case_id] if cfg.train.seg_target == "pseudo" else c.mask for c in coh]
+        decoder = _arrg_decoder(run, inputs_from_cases(sp["train"], masks=target(sp["train"]))[0],
+                                inputs_from_cases(sp["val"], masks=target(sp["val"]))[0])
+    rows, cases = [], {}
+    for name in heads:
+        for seed in tqdm(cfg.train.seeds, desc=f"seeds: {name}", unit="seed"):
+            v = train["variants"][name].replace(**{"train.seed": seed})
+            pred = run.cache("predictions", model_key(name, v), train_and_predict, run, name, v, sp, pseudo)
+            row, cases[name, seed] = _seed_row(cfg, preprocess, name, seed, pred, decoder)
+            rows.append(row)
+    per_seed = pd.DataFrame(rows)
+    metrics = [c for c in per_seed.columns if c not in ("model", "seed", "temperature")]
+    agg = per_seed.groupby("model", sort=False)[metrics].agg(["mean", "std"])
+    summary = pd.DataFrame({m: [f"{a:.4f} ± {b:.4f}" for a, b in zip(agg[(m, "mean")], agg[(m, "std")])] for m in metrics},
+                           index=agg.index).reset_index().assign(n_seeds=per_seed.groupby("model", sort=False).size().values)
+    run.table(per_seed, "seeds_per_seed", f"The headline models for each training seed of {list(cfg.train.seeds)} (test split; "
+              f"Dice: mean over test slices; ECE after temperature scaling)")
+    run.table(summary, "seeds", f"The headline numbers as mean ± sd over training seeds {list(cfg.train.seeds)}")
+    comp = []
+    if len(heads) > 1:
+        a, b = heads[:2]
+        for seed in cfg.train.seeds:
+            ca, cb = cases[a, seed], cases[b, seed]
+            for target, ga in ca.groupby("target", sort=False):
+                gb = cb[cb.target == target].set_index("case_id").loc[ga.case_id]
+                for what, col in (("Dice", "dice"), ("accuracy", "correct")):
+                    if what == "accuracy" and target != ga.target.iloc[0]: continue
+                    r = patient_paired_test(ga[col].to_numpy(float), gb[col].to_numpy(float), ga.patient_id.to_numpy())
+                    comp.append(dict(seed=seed, model_a=a, model_b=b, compared=what if what == "accuracy" else f"Dice vs {target}",
+                                     difference=r["statistic"], p_value=r["p_value"], n_patients=r["n"]))
+        comp = pd.DataFrame(comp)
+        verdict = comp.groupby("compared", sort=False).apply(
+            lambda g: "a difference: same sign and p < 0.05 at every seed" if ((g.p_value < 0.05).all() and
+                      (np.sign(g.difference).nunique() == 1)) else "not a difference across seeds and patients", include_groups=False)
+        comp["verdict"] = comp.compared.map(verdict)
+        run.table(comp, "seeds_comparison", f"'{a}' against '{b}' per training seed: patient-level sign-flip test; called a "
+                  f"difference only when it holds at every seed")
+    return dict(per_seed=per_seed)
+
+
+# %% ../nbs/27_stages.ipynb #ed84ed41
 STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the config keys it depends on
     Stage("cohort", stage_cohort, keys=("data", "real.notes")),
     Stage("preprocess", stage_preprocess, reads=("cohort",), keys=("denoise", "augment", "pseudomask", "arrg.area_thresholds")),
@@ -453,6 +520,7 @@ STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the c
     Stage("statistics", stage_statistics, reads=("evaluate",), keys=("eval",)),
     Stage("explain", stage_explain, reads=("preprocess", "train", "evaluate"), keys=("eval", "augment")),
     Stage("arrg", stage_arrg, reads=("cohort", "preprocess", "train", "explain"), keys=("arrg", "eval")),
+    Stage("seeds", stage_seeds, reads=("cohort", "preprocess", "train"), keys=("eval", "arrg")),
     Stage("ablation", stage_ablation, reads=("preprocess",), keys=("model", "loss", "train", "arrg.area_thresholds")),
     Stage("real", stage_real, keys=("real", "data.notes", "denoise", "pseudomask", "model", "loss", "train", "eval")),
 ]}
