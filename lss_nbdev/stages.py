@@ -35,9 +35,9 @@ from .runs import (Run, Stage, load_cohort, load_real_cohort, resolve_data_path,
 
 # %% auto #0
 __all__ = ['REAL_KEYS', 'ARRG_TRAINING_KEYS', 'STAGES', 'needs', 'notes_table', 'stage_cohort', 'stage_preprocess',
-           'train_and_predict', 'evaluate_model', 'stage_train', 'stage_evaluate', 'write_evaluation_tables',
-           'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics', 'stage_explain', 'real_variants',
-           'stage_real', 'stage_arrg', 'stage_seeds']
+           'train_and_predict', 'evaluate_model', 'train_variants', 'stage_train', 'stage_evaluate',
+           'write_evaluation_tables', 'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics',
+           'stage_explain', 'real_variants', 'stage_real', 'stage_arrg', 'stage_seeds']
 
 # %% ../nbs/27_stages.ipynb #0637766a
 def needs(cohort:Cohort, stage:str, *parts:str) -> bool:
@@ -130,12 +130,16 @@ def evaluate_model(cfg:StudyConfig, pre:dict, name:str, pred:dict) -> dict:
     return dict(seg=seg, y_true=[c.grade for c in test], head=head, area=area, probs=pred["grade_probs"],
                 patients=[c.patient_id for c in test])
 
+def train_variants(run:Run, splits:dict) -> dict:
+    "Name -> config of every model the train stage trains (medsam's frozen-encoder features cached under the run)."
+    has_anatomy = all(c.mask is not None for s in splits.values() for c in s)
+    return {n: v.replace(**{"model.feature_cache": str(run.out/"cache"/"features")}) if v.model.backbone == "medsam" else v
+            for n, v in model_variants(run.cfg, has_anatomy).items()}
+
 def stage_train(run:Run, preprocess:dict) -> dict|None:
     "Train every model variant (each cached by the config keys training reads) and predict the test split."
     sp = preprocess["splits"]
-    has_anatomy = all(c.mask is not None for s in sp.values() for c in s)
-    variants = {n: v.replace(**{"model.feature_cache": str(run.out/"cache"/"features")}) if v.model.backbone == "medsam" else v
-                for n, v in model_variants(run.cfg, has_anatomy).items()}
+    variants = train_variants(run, sp)
     preds = {name: run.cache("predictions", model_key(name, v), train_and_predict, run, name, v, sp, preprocess["pseudo"])
              for name, v in tqdm(variants.items(), desc="models", unit="model")}
     plot_training_curves({n: p["log"] for n, p in preds.items()}, run.figure("training_curves"))
@@ -446,7 +450,7 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict) 
     return dict(reports=tables)
 
 
-# %% ../nbs/27_stages.ipynb #378299d7
+# %% ../nbs/27_stages.ipynb #96dfe4d7
 def _seed_row(cfg:StudyConfig, pre:dict, name:str, seed:int, pred:dict, decoder=None) -> tuple:
     "One trained seed's headline numbers: Dice per target (mean over test slices), accuracy, calibrated ECE, CIDEr; and its per-case scores."
     ev = evaluate_model(cfg, pre, name, pred)
@@ -511,7 +515,7 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict) -> dict|None:
     return dict(per_seed=per_seed)
 
 
-# %% ../nbs/27_stages.ipynb #ed84ed41
+# %% ../nbs/27_stages.ipynb #9b9b8d08
 STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the config keys it depends on
     Stage("cohort", stage_cohort, keys=("data", "real.notes")),
     Stage("preprocess", stage_preprocess, reads=("cohort",), keys=("denoise", "augment", "pseudomask", "arrg.area_thresholds")),

@@ -4,18 +4,19 @@
 
 # %% ../nbs/28_study.ipynb #0e168589
 from __future__ import annotations
-import argparse, fcntl, os, socket, sys, time
+import argparse, fcntl, os, pickle, socket, sys, time
 from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 from .config import StudyConfig
-from .runs import Run
-from .stages import STAGES
+from .runs import Run, checkpoint_dir, resolve_device
+from .stages import STAGES, train_variants
+from .train import build_model, to_tensors, fit, launched_processes
 from .manifest import write_manifest, manifest_summary, environment
 from .preflight import preflight
 
 # %% auto #0
-__all__ = ['write_report', 'RunLock', 'run_study', 'build_config', 'main', 'cli']
+__all__ = ['write_report', 'RunLock', 'run_study', 'build_config', 'fit_model', 'main', 'cli']
 
 # %% ../nbs/28_study.ipynb #1f8297f8
 def write_report(run:Run, max_rows:int=40) -> Path:
@@ -109,6 +110,28 @@ def build_config(profile:str|None=None, config:str|None=None, data:str|None=None
     try: return cfg.replace(**changes)
     except ValueError as e: raise ValueError(f"--set: {e}") from e
 
+def fit_model(out, # a run directory whose preprocess stage is cached (`lss-study run --stages preprocess`)
+              name:str, # the model's name in the run's train stage (e.g. "tiny (random init)")
+             )->Path: # its checkpoint folder
+    "Train one model of a run; under `accelerate launch` on every process of it (DDP), for the train stage to pick up finished."
+    out = Path(out)
+    if not (out/"config.yaml").is_file(): raise ValueError(f"{out}: not a run directory (no config.yaml)")
+    run = Run(StudyConfig.load(out/"config.yaml"), out, STAGES, verbose=False)
+    path = run.cache.path("stage-preprocess", run.key("preprocess"))
+    if not path.exists():
+        raise ValueError(f"{out}: its preprocess stage is not cached for this code and config; run "
+                         f"`lss-study run --config {out}/config.yaml --out {out} --stages preprocess` first")
+    with open(path, "rb") as f: pre = pickle.load(f)["output"]
+    variants = train_variants(run, pre["splits"])
+    if name not in variants: raise ValueError(f"{out}: no model {name!r} in its train stage; its models: {list(variants)}")
+    cfg = variants[name]
+    if launched_processes() > 1: cfg = cfg.replace(**{"model.feature_cache": None})  # one feature cache, many writers: compute per process
+    model = build_model(cfg)
+    tensors = {s: to_tensors(pre["splits"][s], model.backbone, cfg.train.seg_target, pre["pseudo"]) for s in ("train", "val")}
+    ckpt = checkpoint_dir(run, name, variants[name])
+    fit(model, tensors["train"], tensors["val"], cfg, ckpt, device=resolve_device(cfg), progress=True)
+    return ckpt
+
 def main(argv=None):
     "Entry point of the `lss-study` command."
     p = argparse.ArgumentParser(prog="lss-study", description="Run the lumbar spinal stenosis study.")
@@ -122,6 +145,9 @@ def main(argv=None):
     r.add_argument("--stages", default=None, help=f"comma-separated subset of {','.join(STAGES)}")
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set data.n_patients=30 or --set model.weights.smolvlm=DIR (repeatable)")
+    f = sub.add_parser("fit", help="train one model of a run (its preprocess stage cached), e.g. under `accelerate launch --multi_gpu`")
+    f.add_argument("--out", required=True, help="the run directory")
+    f.add_argument("--model", required=True, help="the model's name in the run, as in its tables, e.g. 'tiny (random init)'")
     pr = sub.add_parser("predict", help="one patient's study through a trained run: levels.csv, report, overlays, DICOM-SEG, index.html")
     pr.add_argument("input", help="one patient's DICOM study folder (Mendeley or RSNA layout), a NIfTI volume, or a folder of PNG/DICOM slices")
     pr.add_argument("--run", required=True, help="a run directory with a trained model, e.g. runs/quick")
@@ -133,6 +159,10 @@ def main(argv=None):
     pr.add_argument("--series-pattern", default=None, help="regex on SeriesDescription for the axial T2 series (default: the run's data.series_pattern)")
     a = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if a.command == "fit":
+        ckpt = fit_model(a.out, a.model)
+        print(f"trained {a.model!r}: {ckpt}")
+        return ckpt
     if a.command == "predict":
         from lss_nbdev.predict import predict
         return predict(a.run, a.input, a.out, model=a.model, levels=a.levels, slices=a.slices, pseudonym=a.pseudonym,

@@ -130,3 +130,28 @@ def test_two_processes_match_one(tmp_path):
 
 if __name__ == "__main__":
     worker(Path(sys.argv[1]))
+
+
+def test_lss_study_fit_under_two_processes_is_picked_up_by_the_train_stage(tmp_path):
+    "`lss-study fit` under a 2-process launch trains one model of a run; the run's train stage then resumes it finished, training no epoch."
+    bin_ = Path(sys.executable).parent
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    env.pop("WORLD_SIZE", None)
+    out = tmp_path/"run"
+    tiny = ["--set", "data.n_patients=9", "--set", "train.max_epochs=2", "--set", "model.compare=[]", "--set", "real.source=null",
+            "--set", "model.image_size=32", "--set", "model.patch_size=8", "--set", "model.d_shared=16"]
+    r = subprocess.run([str(bin_/"lss-study"), "run", "--out", str(out), *tiny, "--stages", "preprocess"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(bin_/"lss-study"),
+           "fit", "--out", str(out), "--model", "tiny (random init)"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
+    [ckpt] = [d for d in (out/"checkpoints").iterdir() if d.name.startswith("tiny__random_init-")]
+    assert len(pd.read_csv(ckpt/"train_log.csv")) == 2
+    state = (ckpt/"state.pt").stat().st_mtime_ns
+    r = subprocess.run([str(bin_/"lss-study"), "run", "--config", str(out/"config.yaml"), "--out", str(out), "--stages", "train"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (ckpt/"state.pt").stat().st_mtime_ns == state  # no epoch trained again
+    r = subprocess.run([str(bin_/"lss-study"), "fit", "--out", str(out), "--model", "nonesuch"], env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "no model 'nonesuch'" in r.stderr, r.stderr[-2000:]
