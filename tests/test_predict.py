@@ -1,0 +1,167 @@
+"`lss-study predict` (issue #13): one patient through a trained run, its outputs, its PHI scrubbing, and bad input."
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+import numpy as np, pandas as pd, pydicom, pytest
+from lss_nbdev.predict import PLANTED_PHI, find_identifiers, write_phantom_study, write_axial_study, predict, load_pipeline
+from lss_nbdev.mendeley import write_fake_mendeley
+from lss_nbdev.study import cli
+
+BIN = Path(sys.executable).parent
+ENV = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
+
+def lss_study(*args):
+    return subprocess.run([str(BIN/"lss-study"), *args], capture_output=True, text=True, env=ENV)
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    "A tiny trained run (9 phantom patients, one epoch, ARRG one epoch), built once for this module."
+    out = tmp_path_factory.mktemp("predict")/"run"
+    r = lss_study("run", "--out", str(out), "--set", "data.n_patients=9", "--set", "train.max_epochs=1", "--set", "model.compare=[]",
+                  "--set", "eval.n_bootstrap=50", "--set", "arrg.epochs=1", "--set", "real.source=null", "--stages", "train,explain,arrg")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+@pytest.fixture(scope="module")
+def patient(run):
+    "One phantom patient as a DICOM study (Mendeley layout) with planted patient attributes, and its truth."
+    folder = run.parent/"patient"
+    return folder, write_phantom_study(folder, seed=5)
+
+def cli_error(monkeypatch, capsys, *args):
+    "Run the console script's entry in-process; return (exit code, stderr lines)."
+    monkeypatch.setattr(sys, "argv", ["lss-study", *map(str, args)])
+    with pytest.raises(SystemExit) as e: cli()
+    return e.value.code, [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+
+def test_predict_cli_writes_every_output(run, patient, tmp_path):
+    folder, truth = patient
+    r = lss_study("predict", "--run", str(run), str(folder), "--out", str(tmp_path/"out"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path/"out"
+    assert sorted(p.name for p in out.iterdir()) == ["canal_seg.dcm", "index.html", "levels.csv", "overlays", "report.json", "report.md"]
+    lv = pd.read_csv(out/"levels.csv")
+    assert list(lv.level) == list(truth.level) == [p.stem for p in sorted((out/"overlays").glob("*.png"))]
+    assert lv.slice.str.extract(r"instance (\d+)")[0].astype(int).tolist() == list(truth.instance)
+    assert lv.slice_rule.str.startswith("pick_caudal_blocks").all()
+    assert set(lv.rsna_grade) <= {"Normal/Mild", "Moderate", "Severe"} and set(lv.grade) <= {"Grade A", "Grade B&C", "Grade D"}
+    assert np.allclose(lv[["p_A", "p_BC", "p_D"]].sum(axis=1), 1, atol=1e-3)
+    assert (lv.confidence == lv[["p_A", "p_BC", "p_D"]].max(axis=1)).all()
+    assert lv.geometry.str.endswith("agrees with the rule").all()
+    md = (out/"report.md").read_text()
+    assert all(f"### {l} ·" in md for l in truth.level)
+    rj = json.loads((out/"report.json").read_text())
+    assert [l["level"] for l in rj["levels"]] == list(truth.level)
+    assert rj["patient"] == lv.patient[0] and rj["patient"].startswith("P-")
+    page = (out/"index.html").read_text()
+    assert page.count("src='data:image/png;base64,") == 3
+    assert not any(s in page for s in ("http://", "https://", "<script", "<link"))  # nothing fetched: readable offline
+    seg = pydicom.dcmread(out/"canal_seg.dcm")
+    src = pydicom.dcmread(sorted(folder.rglob("T2_TSE_TRA*/*.ima"))[0])
+    assert seg.Modality == "SEG" and seg.ReferencedSeriesSequence[0].SeriesInstanceUID == src.SeriesInstanceUID
+    assert int(seg.NumberOfFrames) == 3
+
+def test_no_identifying_attribute_in_any_output(run, patient, tmp_path):
+    "PatientName, PatientID, PatientBirthDate and InstitutionName planted in every input file appear in no output file."
+    folder, _ = patient
+    assert len(find_identifiers(folder, PLANTED_PHI)) > 0  # the search finds them where they are
+    out = predict(run, folder, tmp_path/"out", verbose=False)
+    hits = find_identifiers(out, PLANTED_PHI)
+    assert hits.empty, hits
+    searched = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert "canal_seg.dcm" in searched and "index.html" in searched and any(s.startswith("overlays/") for s in searched)
+    rsna = tmp_path/"rsna"/"train_images"/"2001"
+    write_phantom_study(rsna, seed=5, layout="rsna")
+    hits = find_identifiers(predict(run, rsna, tmp_path/"out_rsna", verbose=False), PLANTED_PHI)
+    assert hits.empty, hits
+
+def test_pseudonym_is_stable_and_keyed(run, patient, tmp_path):
+    folder, _ = patient
+    a = pd.read_csv(predict(run, folder, tmp_path/"a", verbose=False)/"levels.csv").patient[0]
+    b = pd.read_csv(predict(run, folder, tmp_path/"b", verbose=False)/"levels.csv").patient[0]
+    assert a == b
+    other = tmp_path/"other_run"
+    shutil.copytree(run, other, ignore=shutil.ignore_patterns("pseudonym.key"))
+    assert pd.read_csv(predict(other, folder, tmp_path/"c", verbose=False)/"levels.csv").patient[0] != a
+    assert pd.read_csv(predict(run, folder, tmp_path/"d", pseudonym="case-17", verbose=False)/"levels.csv").patient[0] == "case-17"
+
+def _two_patient_ids(d):
+    write_phantom_study(d, seed=1)
+    f = sorted(d.rglob("*.ima"))[0]; ds = pydicom.dcmread(f); ds.PatientID = "SOMEONE-ELSE"; ds.save_as(f)
+
+def _no_axial(d):
+    write_phantom_study(d, seed=1); shutil.rmtree(d/"L-SPINE/T2_TSE_TRA_384_0003")
+
+def _odd_size(d):
+    write_phantom_study(d, seed=1)
+    f = d/"L-SPINE/T2_TSE_TRA_384_0003/0007.ima"; ds = pydicom.dcmread(f)
+    ds.PixelData = ds.pixel_array[:256, :200].copy().tobytes(); ds.Rows, ds.Columns = 256, 200; ds.save_as(f)
+
+def _not_a_study(d):
+    d.mkdir(parents=True); (d/"notes.txt").write_text("not an image")
+
+@pytest.mark.parametrize("make, message", [
+    (_not_a_study, "not a study: no DICOM file, no NIfTI volume and no image"),
+    (lambda d: write_fake_mendeley(d, n_patients=2), "this looks like several patients"),
+    (_two_patient_ids, "2 patients in one input (PatientID differs"),
+    (_no_axial, "no axial T2 series: found 't1_tse_tra' (3 files, axial); 't2_tse_sag_384' (3 files, sagittal)"),
+    (_odd_size, "series 't2_tse_tra_384' (15 files): slices of different sizes (320×320 in 14 files; 256×200 in ['0007.ima'])"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(run, tmp_path, monkeypatch, capsys, make, message):
+    make(tmp_path/"input")
+    code, err = cli_error(monkeypatch, capsys, "predict", "--run", run, tmp_path/"input", "--out", tmp_path/"out")
+    assert code == 2 and len(err) == 1 and err[0].startswith("lss-study: error: "), err
+    assert message in err[0], err
+    assert not (tmp_path/"out").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+def test_run_without_a_trained_model(patient, tmp_path, monkeypatch, capsys):
+    folder, _ = patient
+    (tmp_path/"empty_run").mkdir()
+    code, err = cli_error(monkeypatch, capsys, "predict", "--run", tmp_path/"empty_run", folder, "--out", tmp_path/"out")
+    assert code == 2 and len(err) == 1 and f"run directory {tmp_path/'empty_run'} has no trained model" in err[0], err
+    assert "--stages train,explain" in err[0]
+    code, err = cli_error(monkeypatch, capsys, "predict", "--run", tmp_path/"no_such_run", folder, "--out", tmp_path/"out")
+    assert code == 2 and "the run directory does not exist" in err[0]
+    assert not (tmp_path/"out").exists()
+
+def test_model_trained_at_another_input_size(run, patient, tmp_path, monkeypatch, capsys):
+    "A checkpoint whose weights were trained at 224 px where the run's config builds 112 px is refused, naming the file."
+    from safetensors.torch import save_model
+    from lss_nbdev.train import build_model
+    folder, _ = patient
+    other = tmp_path/"run224"
+    shutil.copytree(run, other)
+    pipe = load_pipeline(other)
+    [ckpt] = [p for p in (other/"checkpoints").glob("*anatomical_target*/best.safetensors")]
+    save_model(build_model(pipe.cfg.replace(**{"model.image_size": 224})), str(ckpt))
+    capsys.readouterr()
+    code, err = cli_error(monkeypatch, capsys, "predict", "--run", other, folder, "--out", tmp_path/"out")
+    assert code == 2 and len(err) == 1 and str(ckpt) in err[0] and "another input size" in err[0] and "input 112 px" in err[0], err
+    assert "trained at about 224 px" in err[0], err
+    assert not (tmp_path/"out").exists()
+
+def test_out_is_replaced_whole_or_left_alone(run, patient, tmp_path, monkeypatch):
+    import lss_nbdev.predict as P
+    folder, _ = patient
+    out = predict(run, folder, tmp_path/"out", verbose=False)
+    before = (out/"levels.csv").read_bytes()
+    def broken(*a, **k): raise RuntimeError("disk full (simulated)")
+    monkeypatch.setattr(P, "index_html", broken)
+    with pytest.raises(RuntimeError): predict(run, folder, out, verbose=False)
+    assert (out/"levels.csv").read_bytes() == before and (out/"index.html").exists()  # the earlier output, untouched
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial folder left
+    monkeypatch.undo()
+    (tmp_path/"mine").mkdir(); (tmp_path/"mine"/"thesis.tex").write_text("x")
+    with pytest.raises(ValueError, match="not an earlier predict output"): predict(run, folder, tmp_path/"mine", verbose=False)
+
+def test_slices_folder_and_levels(run, patient, tmp_path):
+    "A folder of DICOM slices mapped to levels by --levels (file-name order); pixel spacing from the DICOM headers."
+    folder, truth = patient
+    files = sorted(folder.rglob("T2_TSE_TRA*/*.ima"))
+    (tmp_path/"slices").mkdir()
+    for lvl, i in zip(truth.level, truth.instance): shutil.copy(files[i - 1], tmp_path/"slices"/f"{lvl}.dcm")
+    lv = pd.read_csv(predict(run, tmp_path/"slices", tmp_path/"out", levels="L3-L4,L4-L5,L5-S1", verbose=False)/"levels.csv")
+    ref = pd.read_csv(predict(run, folder, tmp_path/"ref", verbose=False)/"levels.csv")
+    assert np.allclose(lv[["p_A", "p_BC", "p_D"]], ref[["p_A", "p_BC", "p_D"]], atol=1e-4)
+    assert np.allclose(lv.dural_sac_area_mm2, ref.dural_sac_area_mm2)
+    with pytest.raises(ValueError, match="no disc-level slice picked .* give --levels with one level per file"):
+        predict(run, tmp_path/"slices", tmp_path/"out2", levels="L4-L5,L5-S1", verbose=False)
