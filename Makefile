@@ -19,6 +19,8 @@ $(VENV)/.installed: settings.ini setup.py
 
 study: install
 	$(BIN)/lss-study run --data phantom --profile quick --out runs/quick
+	$(BIN)/python -c "import shutil; from lss_nbdev.predict import write_phantom_study as w; shutil.rmtree('runs/quick/phantom_patient', ignore_errors=True); print(w('runs/quick/phantom_patient', seed=2026))"
+	$(BIN)/lss-study predict --run runs/quick runs/quick/phantom_patient --out runs/quick/predict_phantom
 
 test: install
 	$(BIN)/nbdev_test --n_workers 2

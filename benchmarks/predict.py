@@ -1,0 +1,69 @@
+"""Benchmark: `lss_nbdev.predict.predict`, seconds per patient after the model is loaded (target: <= 10 s on 2 CPU cores).
+
+Phantom patients are written as DICOM studies in the Mendeley layout (`write_phantom_study`: 15 axial T2 slices in
+three disc-angled blocks, a T1 axial and a T2 sagittal series, 320×320 px), the run's model is loaded once, and each
+patient goes through the whole of `predict`: reading and choosing the series, three levels denoised (non-local means),
+segmented and graded in one batch, calibrated, evidence, the report decoder, overlays, the DICOM-SEG and index.html.
+The parts are timed separately too (reading the study, the pipeline, writing the outputs). Without --run it first
+trains a tiny run (9 phantom patients, one epoch; the quick profile's network: tiny ViT at 112 px), which costs
+about a minute and does not count: a quick-profile run has the same network and the same cost per patient.
+
+    python benchmarks/predict.py [--run runs/quick] [--patients 5] [--threads 2]
+"""
+from __future__ import annotations
+import argparse, os, subprocess, sys, tempfile, time
+from pathlib import Path
+import numpy as np, torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+TARGET_S = 10.0
+
+def tiny_run(out:Path) -> Path:
+    "Train the tiny run the tests use (about a minute on 2 cores)."
+    cmd = [str(Path(sys.executable).parent/"lss-study"), "run", "--out", str(out), "--set", "data.n_patients=9", "--set", "train.max_epochs=1",
+           "--set", "model.compare=[]", "--set", "eval.n_bootstrap=50", "--set", "arrg.epochs=1", "--set", "real.source=null",
+           "--stages", "train,explain,arrg"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode: sys.exit(f"could not build the tiny run:\n{r.stderr[-2000:]}")
+    return out
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", default=None, help="a trained run directory (default: train a tiny one in a temporary folder)")
+    ap.add_argument("--patients", type=int, default=5, help="phantom patients to predict")
+    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads (the target is for 2 cores)")
+    a = ap.parse_args(argv)
+    from lss_nbdev.predict import load_pipeline, predict, read_study, run_pipeline, write_phantom_study
+    torch.set_num_threads(a.threads)
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        run = Path(a.run) if a.run else tiny_run(d/"run")
+        studies = [d/f"patient{i}" for i in range(a.patients)]
+        for i, s in enumerate(studies): write_phantom_study(s, seed=100 + i)
+        t = time.perf_counter(); pipe = load_pipeline(run); load_s = time.perf_counter() - t
+        predict(run, studies[0], d/"warm", pipeline=pipe, verbose=False)  # first call: lazy imports (matplotlib colormaps, highdicom)
+        rows = []
+        for i, s in enumerate(studies):
+            t0 = time.perf_counter(); st = read_study(s)
+            t1 = time.perf_counter(); run_pipeline(pipe, st, "P-bench")
+            t2 = time.perf_counter(); predict(run, s, d/f"out{i}", pipeline=pipe, verbose=False)
+            t3 = time.perf_counter()
+            rows.append((t1 - t0, t2 - t1, t3 - t2))
+        r = np.array(rows)
+        import json
+        levels = [l for i in range(a.patients) for l in json.loads((d/f"out{i}"/"report.json").read_text())["levels"]]
+        n_learned = sum(bool(l["findings"]) for l in levels)
+        print(f"predict benchmark: run {run.name}, model {pipe.name!r} ({pipe.cfg.model.backbone}, {pipe.cfg.model.image_size} px), "
+              f"{os.cpu_count()} CPU cores, torch {torch.get_num_threads()} threads, device {pipe.device}")
+        print(f"model load: {load_s:.1f} s (once)")
+        print(f"report decoder: {'learned findings for ' + str(n_learned) + ' of ' + str(len(levels)) + ' levels' if pipe.decoder else 'none in the run (template only)'}"
+              + ("" if n_learned == len(levels) else " (a level whose mask covers the slice gets no report, and the decoder does not run for it: "
+                 "the time below then leaves the decoder out; use a trained run, e.g. --run runs/quick)"))
+        print(f"per patient (3 levels, {a.patients} patients): read the study {r[:, 0].mean():.2f} s, pipeline {r[:, 1].mean():.2f} s, "
+              f"whole predict {r[:, 2].mean():.2f} s (min {r[:, 2].min():.2f}, max {r[:, 2].max():.2f})")
+        rate = 60 / r[:, 2].mean()
+        ok = r[:, 2].max() <= TARGET_S
+        print(f"rate: {rate:.1f} patients/min = {r[:, 2].mean():.2f} s per patient; target <= {TARGET_S:.0f} s per patient: {'met' if ok else 'NOT met'}")
+        return 0 if ok else 1
+
+if __name__ == "__main__": sys.exit(main())
