@@ -450,7 +450,7 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict) 
     return dict(reports=tables)
 
 
-# %% ../nbs/27_stages.ipynb #96dfe4d7
+# %% ../nbs/27_stages.ipynb #3af65125
 def _seed_row(cfg:StudyConfig, pre:dict, name:str, seed:int, pred:dict, decoder=None) -> tuple:
     "One trained seed's headline numbers: Dice per target (mean over test slices), accuracy, calibrated ECE, CIDEr; and its per-case scores."
     ev = evaluate_model(cfg, pre, name, pred)
@@ -498,10 +498,9 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict) -> dict|None:
         a, b = heads[:2]
         for seed in cfg.train.seeds:
             ca, cb = cases[a, seed], cases[b, seed]
-            for target, ga in ca.groupby("target", sort=False):
+            for k, (target, ga) in enumerate(ca.groupby("target", sort=False)):
                 gb = cb[cb.target == target].set_index("case_id").loc[ga.case_id]
-                for what, col in (("Dice", "dice"), ("accuracy", "correct")):
-                    if what == "accuracy" and target != ga.target.iloc[0]: continue
+                for what, col in (("Dice", "dice"), ("accuracy", "correct"))[:2 if k == 0 else 1]:
                     r = patient_paired_test(ga[col].to_numpy(float), gb[col].to_numpy(float), ga.patient_id.to_numpy())
                     comp.append(dict(seed=seed, model_a=a, model_b=b, compared=what if what == "accuracy" else f"Dice vs {target}",
                                      difference=r["statistic"], p_value=r["p_value"], n_patients=r["n"]))
@@ -515,7 +514,7 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict) -> dict|None:
     return dict(per_seed=per_seed)
 
 
-# %% ../nbs/27_stages.ipynb #9b9b8d08
+# %% ../nbs/27_stages.ipynb #f1e6fccf
 STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the config keys it depends on
     Stage("cohort", stage_cohort, keys=("data", "real.notes")),
     Stage("preprocess", stage_preprocess, reads=("cohort",), keys=("denoise", "augment", "pseudomask", "arrg.area_thresholds")),
