@@ -331,6 +331,16 @@ def _texts(x, name:str)->list:
     if bad: raise ValueError(f"{name}[{bad[0]}] is not a string or a non-empty list of strings: {x[bad[0]]!r}")
     return out
 
+_METEOR = {}
+
+def _meteor():
+    "One METEOR Java process per Python process, started on first use (its start-up loads the paraphrase tables, ~7 s) and again if it died."
+    m = _METEOR.get("process")
+    if m is None or m.meteor_p.poll() is not None:
+        from pycocoevalcap.meteor.meteor import Meteor
+        m = _METEOR["process"] = Meteor()
+    return m
+
 def nlg_scores(references, # N reference reports (strings, or lists of strings for several references)
                hypotheses, # N generated reports (strings)
               )->dict: # {"corpus": {metric: value}, "per_report": DataFrame N×13}
@@ -343,7 +353,6 @@ def nlg_scores(references, # N reference reports (strings, or lists of strings f
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.cider.cider import Cider
-    from pycocoevalcap.meteor.meteor import Meteor
     java = java_available()
     if java:
         one_line = lambda s: " ".join(s.split())  # the tokenizer works line by line
@@ -363,14 +372,13 @@ def nlg_scores(references, # N reference reports (strings, or lists of strings f
     corpus["ROUGE-L"], per["ROUGE-L"] = Rouge().compute_score(gts, res)
     if not java: corpus["METEOR"], per["METEOR"] = np.nan, [np.nan] * len(refs)
     else:
-        meteor = Meteor()
+        meteor = _meteor()
         try: corpus["METEOR"], per["METEOR"] = meteor.compute_score(gts, res)
         except ValueError as err:  # the Java process died or printed no score
-            meteor.meteor_p.kill()
+            meteor.meteor_p.kill(); _METEOR.clear()
             raise RuntimeError(f"METEOR (Java) returned no score: {meteor.meteor_p.stderr.read().decode()[-500:] or err}") from None
         finally:
             if meteor.lock.locked(): meteor.lock.release()  # pycocoevalcap keeps it on failure, and its __del__ waits for it
-            del meteor
     corpus["CIDEr"], per["CIDEr"] = Cider().compute_score(gts, res)
     per["Jaccard"] = [max(len(set(h) & set(r)) / len(set(h) | set(r)) if set(h) | set(r) else 1.0 for r in rs) for h, rs in zip(ht, rt)]
     tf = TfidfVectorizer(tokenizer=str.split, token_pattern=None, lowercase=False).fit([*(r for i in gts for r in gts[i]), *(res[i][0] for i in res)])
