@@ -8,12 +8,15 @@ The parts are timed separately too (reading the study, the pipeline, writing the
 trains a tiny run (9 phantom patients, one epoch; the quick profile's network: tiny ViT at 112 px), which costs
 about a minute and does not count: a quick-profile run has the same network and the same cost per patient.
 
-    python benchmarks/predict.py [--run runs/quick] [--patients 5] [--threads 2]
+    python benchmarks/predict.py [--run runs/quick] [--patients 5] [--threads 1]
+
+`--threads 2` shows why predict uses one torch thread by default: on a 2-core machine shared with other work, two
+OpenMP threads wait on each other and the slowest patient takes seconds instead of tenths.
 """
 from __future__ import annotations
 import argparse, os, subprocess, sys, tempfile, time
 from pathlib import Path
-import numpy as np, torch
+import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TARGET_S = 10.0
@@ -31,22 +34,22 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", default=None, help="a trained run directory (default: train a tiny one in a temporary folder)")
     ap.add_argument("--patients", type=int, default=5, help="phantom patients to predict")
-    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads (the target is for 2 cores)")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads while predicting (predict's default: 1)")
     a = ap.parse_args(argv)
-    from lss_nbdev.predict import load_pipeline, predict, read_study, run_pipeline, write_phantom_study
-    torch.set_num_threads(a.threads)
+    from lss_nbdev.predict import load_pipeline, predict, read_study, run_pipeline, write_phantom_study, torch_threads
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         run = Path(a.run) if a.run else tiny_run(d/"run")
         studies = [d/f"patient{i}" for i in range(a.patients)]
         for i, s in enumerate(studies): write_phantom_study(s, seed=100 + i)
         t = time.perf_counter(); pipe = load_pipeline(run); load_s = time.perf_counter() - t
-        predict(run, studies[0], d/"warm", pipeline=pipe, verbose=False)  # first call: lazy imports (matplotlib colormaps, highdicom)
+        predict(run, studies[0], d/"warm", pipeline=pipe, threads=a.threads, verbose=False)  # first call: lazy imports (matplotlib colormaps, highdicom)
         rows = []
         for i, s in enumerate(studies):
             t0 = time.perf_counter(); st = read_study(s)
-            t1 = time.perf_counter(); run_pipeline(pipe, st, "P-bench")
-            t2 = time.perf_counter(); predict(run, s, d/f"out{i}", pipeline=pipe, verbose=False)
+            t1 = time.perf_counter()
+            with torch_threads(a.threads): run_pipeline(pipe, st, "P-bench")
+            t2 = time.perf_counter(); predict(run, s, d/f"out{i}", pipeline=pipe, threads=a.threads, verbose=False)
             t3 = time.perf_counter()
             rows.append((t1 - t0, t2 - t1, t3 - t2))
         r = np.array(rows)
@@ -54,7 +57,7 @@ def main(argv=None):
         levels = [l for i in range(a.patients) for l in json.loads((d/f"out{i}"/"report.json").read_text())["levels"]]
         n_learned = sum(bool(l["findings"]) for l in levels)
         print(f"predict benchmark: run {run.name}, model {pipe.name!r} ({pipe.cfg.model.backbone}, {pipe.cfg.model.image_size} px), "
-              f"{os.cpu_count()} CPU cores, torch {torch.get_num_threads()} threads, device {pipe.device}")
+              f"{os.cpu_count()} CPU cores, torch {a.threads} thread(s) while predicting, device {pipe.device}")
         print(f"model load: {load_s:.1f} s (once)")
         print(f"report decoder: {'learned findings for ' + str(n_learned) + ' of ' + str(len(levels)) + ' levels' if pipe.decoder else 'none in the run (template only)'}"
               + ("" if n_learned == len(levels) else " (a level whose mask covers the slice gets no report, and the decoder does not run for it: "

@@ -76,6 +76,9 @@ def run_study(cfg:StudyConfig, # the configuration (cfg.data.source names the co
     if problems: raise ValueError(f"preflight found {len(problems)} problem(s); nothing was run:\n  - " + "\n  - ".join(problems))
     try: out.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise ValueError(f"--out {out}: cannot create the run directory ({e.strerror})") from e
+    import torch
+    if cfg.threads: torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # as deterministic as torch allows; the manifest records the threads
     run = Run(cfg, out, STAGES)
     run.notes = notes
     for n in notes: print(f"note: {n}")
@@ -157,6 +160,7 @@ def main(argv=None):
     pr.add_argument("--slices", default=None, help="CSV naming each level's slice: level and instance (DICOM), slice (NIfTI) or path (folder)")
     pr.add_argument("--id", dest="pseudonym", default=None, help="the pseudonymous id to write (default: an HMAC of the PatientID under the run's key)")
     pr.add_argument("--series-pattern", default=None, help="regex on SeriesDescription for the axial T2 series (default: the run's data.series_pattern)")
+    pr.add_argument("--threads", type=int, default=1, help="torch threads while predicting (default 1: robust on a shared 2-core machine)")
     a = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if a.command == "fit":
@@ -166,7 +170,7 @@ def main(argv=None):
     if a.command == "predict":
         from lss_nbdev.predict import predict
         return predict(a.run, a.input, a.out, model=a.model, levels=a.levels, slices=a.slices, pseudonym=a.pseudonym,
-                       series_pattern=a.series_pattern)
+                       series_pattern=a.series_pattern, threads=a.threads)
     cfg = build_config(a.profile, a.config, a.data, a.sets, a.notes)
     run = run_study(cfg, a.out, stages=a.stages.split(",") if a.stages else None)
     print(f"wrote {run.out/'REPORT.md'}")
