@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
+export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install study test test-slow export readme bench
+.PHONY: install study results test test-slow export readme bench
 
 install: $(VENV)/.installed
 
@@ -34,9 +35,17 @@ export: install
 	$(BIN)/nbdev_clean
 	$(MAKE) readme
 
+# results/quick: the tables, config and manifest of runs/quick that the README's findings are read from (commit them)
+results:
+	rm -rf results/quick && mkdir -p results/quick/tables
+	cp runs/quick/tables/*.csv results/quick/tables/ && cp runs/quick/config.yaml runs/quick/manifest.json results/quick/
+	cp runs/quick/figures/overlays.png runs/quick/figures/real_overlays.png nbs/images/
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace nbs/index.ipynb && $(BIN)/nbdev_clean --fname nbs/index.ipynb
+	$(MAKE) readme
+
 # README.md is generated from nbs/index.ipynb (nbdev_readme needs quarto, which cannot be installed offline)
 readme: install
-	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/index.ipynb 2>/dev/null | sed 's|](images/|](nbs/images/|g' > README.md
+	$(BIN)/jupyter nbconvert --to markdown --no-input --stdout nbs/index.ipynb 2>/dev/null | sed 's|](images/|](nbs/images/|g' > README.md
 
 bench: install
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

@@ -208,6 +208,7 @@ class StudyConfig:
     "Every setting of the study. Build one with `StudyConfig.profile('quick')` or load a YAML file."
     profile_name: str = "quick"
     device: str = "auto"  # "auto", "cpu" or "cuda"
+    threads: int | None = None  # torch's CPU threads, fixed so that a rerun adds in the same order; None: torch's default
     data: DataConfig = field(default_factory=DataConfig)
     denoise: DenoiseConfig = field(default_factory=DenoiseConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -240,7 +241,8 @@ class StudyConfig:
         if not isinstance(d, dict): raise ValueError(f"a config must be a mapping of sections, found {type(d).__name__}")
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown: raise ValueError(f"unknown config section(s) {sorted(unknown)}; expected {sorted(_SECTIONS)}")
-        return cls(**{k: _section(k, v) if k in _SECTIONS else _typed(k, v, "str") for k, v in d.items()})
+        hints = {f.name: f.type for f in fields(cls)}
+        return cls(**{k: _section(k, v) if k in _SECTIONS else _typed(k, v, hints[k]) for k, v in d.items()})
 
     def save(self, path) -> Path:
         "Write the config as YAML."
@@ -302,7 +304,7 @@ PROFILES = {
                   model=dict(backbone="biomedclip", compare=("biomedclip", "smolvlm", "llava-med", "medsam"), lora=True, qlora=True,
                              weights=dict(biomedclip="default", smolvlm="default", **{"llava-med": "default"}, medsam="default")),
                   real=dict(backbones=("tiny", "biomedclip", "smolvlm", "llava-med", "medsam"))),
-    "quick": dict(profile_name="quick", device="cpu",
+    "quick": dict(profile_name="quick", device="cpu", threads=2,
                   data=dict(n_patients=72),
                   model=dict(d_shared=64, image_size=112, patch_size=8),
                   train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=6),
