@@ -624,7 +624,10 @@ def overlay_image(image:np.ndarray, # H×W grey in [0, 1]
     a, b = _outline(grey, m, OVERLAY_COLOURS["pred"]), _outline(heat, m, OVERLAY_COLOURS["pred"])
     H, W = m.shape
     half = max(16, int(0.12 * min(H, W)))
-    cy, cx = (np.argwhere(m).mean(0).astype(int) if m.any() and m.mean() < 0.5 else (H // 2, W // 2))
+    cy, cx = H // 2, W // 2
+    if m.any() and m.mean() < 0.5:  # centre on the largest piece of the mask
+        n, lab, stats, cent = cv2.connectedComponentsWithStats(m.astype(np.uint8))
+        cx, cy = cent[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))].astype(int)
     r0, c0 = int(np.clip(cy - half, 0, max(H - 2 * half, 0))), int(np.clip(cx - half, 0, max(W - 2 * half, 0)))
     z = cv2.resize(grey[r0:r0 + 2 * half, c0:c0 + 2 * half], None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
     zm = cv2.resize(m[r0:r0 + 2 * half, c0:c0 + 2 * half].astype(np.uint8), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
