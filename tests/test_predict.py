@@ -165,3 +165,11 @@ def test_slices_folder_and_levels(run, patient, tmp_path):
     assert np.allclose(lv.dural_sac_area_mm2, ref.dural_sac_area_mm2)
     with pytest.raises(ValueError, match="no disc-level slice picked .* give --levels with one level per file"):
         predict(run, tmp_path/"slices", tmp_path/"out2", levels="L4-L5,L5-S1", verbose=False)
+
+def test_unknown_model_names_the_run_s_models(run, patient, tmp_path):
+    folder, _ = patient
+    with pytest.raises(ValueError, match=r"--model 'nope': run .* has models \['tiny \(random init\)', 'tiny \(random init\) · anatomical target'\]"):
+        predict(run, folder, tmp_path/"out", model="nope", verbose=False)
+    lv = pd.read_csv(predict(run, folder, tmp_path/"main", model="tiny (random init)", verbose=False)/"levels.csv")
+    assert len(lv) == 3
+    assert "model 'tiny (random init)' of run" in (tmp_path/"main"/"report.md").read_text()
