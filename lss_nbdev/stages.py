@@ -347,18 +347,19 @@ def stage_real(run:Run) -> dict|None:
         print("stage real: skipped: no real cohort (cfg.real.source is empty)"); return None
     sp = _real_splits(run)
     test = list(sp["test"])
-    probs = {}
+    probs, val_dice = {}, {}
     variants = real_variants(cfg, run.out/"cache"/"features")
     for name, v in tqdm(variants.items(), desc="real: LSSNet", unit="model"):
-        probs[name] = run.cache("predictions", model_key(f"real {name}", v, *REAL_KEYS), train_and_predict, run, f"real {name}", v,
-                                sp, {}, *REAL_KEYS)["mask_probs"]
+        pred = run.cache("predictions", model_key(f"real {name}", v, *REAL_KEYS), train_and_predict, run, f"real {name}", v,
+                         sp, {}, *REAL_KEYS)
+        probs[name], val_dice[name] = pred["mask_probs"], float(pred["log"].val_dice.max())
     ucfg = cfg.replace(**{"train.max_epochs": cfg.real.max_epochs or cfg.train.max_epochs})
     def unet():
         m = build_unet(ucfg, image_size=cfg.real.image_size)
         log = fit_unet(m, sp["train"], sp["val"], ucfg, checkpoint_dir(run, "real unet", ucfg, *REAL_KEYS), device=resolve_device(ucfg))
         return dict(mask_probs=predict_unet(m, test), log=log)
     probs["U-Net (MONAI, Dice + CE)"] = run.cache("predictions", model_key("real unet", ucfg, *REAL_KEYS), unet)["mask_probs"]
-    first = next(iter(probs))
+    first = max(val_dice, key=val_dice.get)  # the LSSNet that segments the validation patients best gives LiteMedSAM its box
     own = {c.case_id: p > 0.5 for c, p in zip(test, probs[first])}
     boxed = run.cache("medsam_boxes", model_key(f"real {first}", variants[first], *REAL_KEYS), _box_masks, test, own,
                       cfg.real.box_margin_px)
@@ -450,7 +451,7 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict) 
     return dict(reports=tables)
 
 
-# %% ../nbs/27_stages.ipynb #3af65125
+# %% ../nbs/27_stages.ipynb #f655e1ef
 def _seed_row(cfg:StudyConfig, pre:dict, name:str, seed:int, pred:dict, decoder=None) -> tuple:
     "One trained seed's headline numbers: Dice per target (mean over test slices), accuracy, calibrated ECE, CIDEr; and its per-case scores."
     ev = evaluate_model(cfg, pre, name, pred)
@@ -514,7 +515,7 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict) -> dict|None:
     return dict(per_seed=per_seed)
 
 
-# %% ../nbs/27_stages.ipynb #f1e6fccf
+# %% ../nbs/27_stages.ipynb #2cdcc6a9
 STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the config keys it depends on
     Stage("cohort", stage_cohort, keys=("data", "real.notes")),
     Stage("preprocess", stage_preprocess, reads=("cohort",), keys=("denoise", "augment", "pseudomask", "arrg.area_thresholds")),
