@@ -136,6 +136,7 @@ class ARRGConfig:
     roi: float | None = 0.35  # side of the region around the mask the decoder sees, as a fraction of the slice side; None: whole slice
     memory_dropout: float = 0.2  # probability of dropping each memory vector in training
     batch_size: int = 16
+    cross_fit_folds: int = 3  # the decoder trains on cross-fitted predictions (K folds of training patients); < 2: on the targets and true grades
 
 @dataclass
 class EvalConfig:

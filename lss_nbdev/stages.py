@@ -37,7 +37,7 @@ from .runs import (Run, Stage, load_cohort, load_real_cohort, resolve_data_path,
 __all__ = ['REAL_KEYS', 'ARRG_TRAINING_KEYS', 'STAGES', 'needs', 'notes_table', 'stage_cohort', 'stage_preprocess',
            'train_and_predict', 'evaluate_model', 'train_variants', 'stage_train', 'stage_evaluate',
            'write_evaluation_tables', 'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics',
-           'stage_explain', 'real_variants', 'stage_real', 'stage_arrg', 'stage_seeds']
+           'stage_explain', 'real_variants', 'stage_real', 'stage_crossfit', 'stage_arrg', 'stage_seeds']
 
 # %% ../nbs/27_stages.ipynb #0637766a
 def needs(cohort:Cohort, stage:str, *parts:str) -> bool:
@@ -391,10 +391,46 @@ def stage_real(run:Run) -> dict|None:
 # %% ../nbs/27_stages.ipynb #0b1e1046
 ARRG_TRAINING_KEYS = tuple(f"arrg.{f.name}" for f in fields(ARRGConfig) if f.name != "beam_size")  # what the decoder's training reads
 
-def _arrg_decoder(run:Run, train_in:list, val_in:list):
-    "The report decoder, trained once per configuration (decoding settings aside) and kept as a checkpoint."
+def _folds(cohort:Cohort, k:int, seed:int) -> list:
+    "`k` disjoint sets of the cohort's patients (round robin over a seeded permutation)."
+    pats = cohort.patients
+    order = np.random.default_rng(seed).permutation(len(pats))
+    return [{pats[j] for j in order[i::k]} for i in range(k)]
+
+def stage_crossfit(run:Run, preprocess:dict, train:dict) -> dict:
+    "Cross-fitted predictions on the training split: each case's mask and calibrated grade probabilities from a model that did not see its patient."
+    cfg, k = run.cfg, run.cfg.arrg.cross_fit_folds
+    if k < 2: return dict(model=None, masks=None, grade_probs=None)
+    sp, pseudo = preprocess["splits"], preprocess["pseudo"]
+    name = next(iter(train["variants"]))
+    v, y_val, masks, probs = train["variants"][name], [c.grade for c in sp["val"]], {}, {}
+    for i, fold in enumerate(tqdm(_folds(sp["train"], k, cfg.data.split_seed), desc="cross-fitting", unit="fold")):
+        held = Cohort([c for c in sp["train"] if c.patient_id in fold], name=f"fold {i + 1}")
+        rest = Cohort([c for c in sp["train"] if c.patient_id not in fold], name=f"not fold {i + 1}")
+        fname = f"crossfit {i + 1} of {k} · {name}"
+        pred = run.cache("predictions", model_key(fname, v, "arrg.cross_fit_folds"), train_and_predict, run, fname, v,
+                         dict(train=rest, val=sp["val"], test=held), pseudo, "arrg.cross_fit_folds")
+        ts = TemperatureScaler().fit(np.log(pred["val_grade_probs"] + 1e-8), y_val)
+        for c, m, p in zip(held, pred["mask_probs"], ts.transform(np.log(pred["grade_probs"] + 1e-8))):
+            masks[c.case_id], probs[c.case_id] = m, p
+    return dict(model=name, masks=masks, grade_probs=probs)
+
+def _decoder_inputs(cfg:StudyConfig, pre:dict, crossfit:dict) -> tuple:
+    "The decoder's training and validation inputs: cross-fitted predictions where there are some, else the targets and true grades."
+    sp, pseudo = pre["splits"], pre["pseudo"]
+    target = lambda coh: [pseudo[c.case_id] if cfg.train.seg_target == "pseudo" else c.mask for c in coh]
+    if crossfit["masks"] is None: train_in, _ = inputs_from_cases(sp["train"], masks=target(sp["train"]))
+    else:
+        ids = [c.case_id for c in sp["train"]]
+        train_in, _ = inputs_from_cases(sp["train"], masks=[crossfit["masks"][i] for i in ids],
+                                        grade_probs=np.stack([crossfit["grade_probs"][i] for i in ids]))
+    return train_in, inputs_from_cases(sp["val"], masks=target(sp["val"]))[0]
+
+def _arrg_decoder(run:Run, pre:dict, crossfit:dict):
+    "The report decoder, trained once per configuration and cross-fitted inputs (decoding settings aside) and kept as a checkpoint."
     cfg = run.cfg
-    path = run.out/"checkpoints"/f"arrg-{cfg.hash('data', 'denoise', 'augment', 'pseudomask', 'train', *ARRG_TRAINING_KEYS)}.pt"
+    train_in, val_in = _decoder_inputs(cfg, pre, crossfit)
+    path = run.out/"checkpoints"/f"arrg-{cfg.hash('data', 'denoise', 'augment', 'pseudomask', 'train', *ARRG_TRAINING_KEYS)}-{run.key('crossfit')}.pt"
     if path.exists(): return load_arrg(path)
     dec = build_decoder(train_in, cfg, seed=cfg.train.seed)
     log = train_arrg(dec, train_in, cfg, val_inputs=val_in, seed=cfg.train.seed, device=resolve_device(cfg))
@@ -402,15 +438,14 @@ def _arrg_decoder(run:Run, train_in:list, val_in:list):
     log.to_csv(path.with_suffix(".csv"), index=False)
     return dec
 
-def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict) -> dict|None:
+def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, crossfit:dict) -> dict|None:
     "Train the report decoder, generate reports for every model from its calibrated grades, and write Tables 4-5, Figure 6 and reports/*.json."
     if not needs(cohort["cohort"], "arrg", "report"): return None
-    cfg, sp, preds, pseudo = run.cfg, preprocess["splits"], train["predictions"], preprocess["pseudo"]
+    cfg, sp, preds = run.cfg, preprocess["splits"], train["predictions"]
     calibrated = explain["calibrated"]
-    target = lambda coh: [pseudo[c.case_id] if cfg.train.seg_target == "pseudo" else c.mask for c in coh]
-    train_in, _ = inputs_from_cases(sp["train"], masks=target(sp["train"]))
-    val_in, _ = inputs_from_cases(sp["val"], masks=target(sp["val"]))
-    dec = _arrg_decoder(run, train_in, val_in)
+    dec = _arrg_decoder(run, preprocess, crossfit)
+    trained_on = (f"cross-fitted predictions of '{crossfit['model']}' ({cfg.arrg.cross_fit_folds} folds of training patients)"
+                  if crossfit["masks"] is not None else "the training targets and true grades")
     scores, grading, tables = {}, [], {}
     for name, p in preds.items():
         probs = calibrated[name]
@@ -429,7 +464,8 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict) 
     if not tables:
         print("stage arrg: skipped: no model produced a usable mask on the test split (see tables/report_skipped_*)"); return None
     nlg = nlg_table(scores).reset_index()
-    run.table(nlg, "report_generation", "Table 4: language scores of the generated findings and of the template baseline (test split)")
+    run.table(nlg, "report_generation", f"Table 4: language scores of the generated findings and of the template baseline (test split; "
+              f"the decoder trained on {trained_on})")
     g = pd.concat(grading)
     run.table(g[["model"] + [c for c in g.columns if c != "model"]], "report_grading",
               "Table 5: grades read back from the generated reports (labeler) against the truth; disagreement with the classifier")
@@ -451,7 +487,7 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict) 
     return dict(reports=tables)
 
 
-# %% ../nbs/27_stages.ipynb #f655e1ef
+# %% ../nbs/27_stages.ipynb #26201113
 def _seed_row(cfg:StudyConfig, pre:dict, name:str, seed:int, pred:dict, decoder=None) -> tuple:
     "One trained seed's headline numbers: Dice per target (mean over test slices), accuracy, calibrated ECE, CIDEr; and its per-case scores."
     ev = evaluate_model(cfg, pre, name, pred)
@@ -470,15 +506,12 @@ def _seed_row(cfg:StudyConfig, pre:dict, name:str, seed:int, pred:dict, decoder=
     per_case = ev["seg"].assign(correct=np.tile(head, ev["seg"].target.nunique()))
     return row, per_case
 
-def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict) -> dict|None:
+def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict, crossfit:dict) -> dict|None:
     "The headline models (the default and its anatomical-target twin) retrained for every seed of `train.seeds`: mean ± sd, per seed."
     cfg, sp, pseudo = run.cfg, preprocess["splits"], preprocess["pseudo"]
     heads = [n for n, v in train["variants"].items() if v.model.backbone == cfg.model.backbone]
     decoder = None
-    if all(c.report.strip() for c in cohort["cohort"]):
-        target = lambda coh: [pseudo[c.case_id] if cfg.train.seg_target == "pseudo" else c.mask for c in coh]
-        decoder = _arrg_decoder(run, inputs_from_cases(sp["train"], masks=target(sp["train"]))[0],
-                                inputs_from_cases(sp["val"], masks=target(sp["val"]))[0])
+    if all(c.report.strip() for c in cohort["cohort"]): decoder = _arrg_decoder(run, preprocess, crossfit)
     rows, cases = [], {}
     for name in heads:
         for seed in tqdm(cfg.train.seeds, desc=f"seeds: {name}", unit="seed"):
@@ -515,7 +548,7 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict) -> dict|None:
     return dict(per_seed=per_seed)
 
 
-# %% ../nbs/27_stages.ipynb #2cdcc6a9
+# %% ../nbs/27_stages.ipynb #4ef8d5cf
 STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the config keys it depends on
     Stage("cohort", stage_cohort, keys=("data", "real.notes")),
     Stage("preprocess", stage_preprocess, reads=("cohort",), keys=("denoise", "augment", "pseudomask", "arrg.area_thresholds")),
@@ -523,8 +556,9 @@ STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the c
     Stage("evaluate", stage_evaluate, reads=("preprocess", "train"), keys=("eval", "arrg.area_thresholds")),
     Stage("statistics", stage_statistics, reads=("evaluate",), keys=("eval",)),
     Stage("explain", stage_explain, reads=("preprocess", "train", "evaluate"), keys=("eval", "augment")),
-    Stage("arrg", stage_arrg, reads=("cohort", "preprocess", "train", "explain"), keys=("arrg", "eval")),
-    Stage("seeds", stage_seeds, reads=("cohort", "preprocess", "train"), keys=("eval", "arrg")),
+    Stage("crossfit", stage_crossfit, reads=("preprocess", "train"), keys=("arrg.cross_fit_folds",)),
+    Stage("arrg", stage_arrg, reads=("cohort", "preprocess", "train", "explain", "crossfit"), keys=("arrg", "eval")),
+    Stage("seeds", stage_seeds, reads=("cohort", "preprocess", "train", "crossfit"), keys=("eval", "arrg")),
     Stage("ablation", stage_ablation, reads=("preprocess",), keys=("model", "loss", "train", "arrg.area_thresholds")),
     Stage("real", stage_real, keys=("real", "data.notes", "denoise", "pseudomask", "model", "loss", "train", "eval")),
 ]}
