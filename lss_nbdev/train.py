@@ -22,7 +22,7 @@ from .model import LSSNet, param_groups
 # %% auto #0
 __all__ = ['SEG_TARGETS', 'CKPT_TAG', 'build_model', 'TensorSet', 'seg_targets', 'to_tensors', 'SyncBatchNorm2d',
            'sync_batchnorm', 'shard_batch', 'batch_order', 'grade_loss', 'run_epoch', 'predict', 'dice_per_case',
-           'weights_tag', 'finish_checkpoint', 'launched_processes', 'make_accelerator', 'fit']
+           'weights_tag', 'finish_checkpoint', 'save_checkpoint', 'launched_processes', 'make_accelerator', 'fit']
 
 # %% ../nbs/16_train.ipynb #e801e93c
 def build_model(cfg:StudyConfig, # uses cfg.model
@@ -236,7 +236,7 @@ def finish_checkpoint(out:Path, # a checkpoint folder
                          f"(epoch {tag.split(':')[0]}); the folder was changed after state.pt was written. Delete "
                          f"state.pt to train this model from scratch.")
 
-def _save_checkpoint(out:Path, model, state:dict, new_best:bool):
+def save_checkpoint(out:Path, model, state:dict, new_best:bool):
     "Write one epoch's checkpoint: temporary weights, then state.pt (the commit), then the renames."
     tag = f"{state['epoch']}:{uuid.uuid4().hex}"
     _write_weights(model, out/"last.tmp.safetensors", tag)
@@ -363,7 +363,7 @@ def fit(model, # an `LSSNet`
             st = dict(optimizer=opt.state_dict(), rng=_rng_state(), log=log, epoch=epoch, best=best,
                       best_epoch=best_epoch, waited=waited, tags=tags,
                       seg_loss=seg_loss.state_dict() if hasattr(seg_loss, "epoch_end") else None)
-            _on_main(acc, lambda: _save_checkpoint(out, model, st, best_epoch == epoch))
+            _on_main(acc, lambda: save_checkpoint(out, model, st, best_epoch == epoch))
             tags = st["tags"] if acc is None or acc.is_main_process else None
     if out is not None and (out/"best.safetensors").exists() and (stop_after is None):
         load_model(model, out/"best.safetensors", device=_st_device(device))

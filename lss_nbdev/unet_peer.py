@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np, pandas as pd, cv2, torch, torch.nn as nn, torch.nn.functional as F
 from monai.networks.nets import UNet
 from monai.losses import DiceCELoss
-from safetensors.torch import save_model, load_model
+from safetensors.torch import load_model
 from tqdm.auto import tqdm
 from .config import StudyConfig
 from .grades import GRADES
-from .train import (TensorSet, seg_targets, batch_order, dice_per_case,
+from .train import (TensorSet, seg_targets, batch_order, dice_per_case, save_checkpoint, finish_checkpoint,
                              _autocast, _seed_everything, _rng_state, _set_rng_state)
 
 # %% auto #0
@@ -131,13 +131,15 @@ def fit_unet(model:PeerUNet, # from `build_unet`
     loss_fn = DiceCELoss(sigmoid=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr_decoder, weight_decay=cfg.train.weight_decay)
     out = Path(ckpt_dir) if ckpt_dir is not None else None
-    log, start, best, best_epoch, waited, best_w = [], 0, -math.inf, -1, 0, None
+    log, start, best, best_epoch, waited, best_w, tags = [], 0, -math.inf, -1, 0, None, {}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         if (out/"state.pt").exists():
             st = torch.load(out/"state.pt", weights_only=False)
             if st["image_size"] != model.image_size:
                 raise ValueError(f"checkpoint {out} was trained at image_size {st['image_size']}, the model has {model.image_size}")
+            tags = st.get("tags") or {}
+            finish_checkpoint(out, tags)  # the weights state.pt names, or a clear refusal
             load_model(model, out/"last.safetensors", device=str(device))
             opt.load_state_dict(st["optimizer"]); _set_rng_state(st["rng"])
             log, start, best, best_epoch, waited = st["log"], st["epoch"] + 1, st["best"], st["best_epoch"], st["waited"]
@@ -154,12 +156,10 @@ def fit_unet(model:PeerUNet, # from `build_unet`
         log.append(row)
         if best_epoch == epoch and out is None: best_w = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if out is not None:
-            save_model(model, str(out/"last.safetensors"))
-            if best_epoch == epoch: save_model(model, str(out/"best.safetensors"))
             st = dict(optimizer=opt.state_dict(), rng=_rng_state(), log=log, epoch=epoch, best=best, best_epoch=best_epoch,
-                      waited=waited, image_size=model.image_size)
-            torch.save(st, out/"state.tmp"); (out/"state.tmp").replace(out/"state.pt")
-            pd.DataFrame(log).to_csv(out/"train_log.csv", index=False)
+                      waited=waited, image_size=model.image_size, tags=tags)
+            save_checkpoint(out, model, st, new_best=best_epoch == epoch)  # weights and state.pt as one unit (16_train)
+            tags = st["tags"]
     if stop_after is None:
         if out is not None and (out/"best.safetensors").exists(): load_model(model, out/"best.safetensors", device=str(device))
         elif best_w is not None: model.load_state_dict(best_w)
