@@ -49,3 +49,17 @@ readme: install
 
 bench: install
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
+
+# The docs site without Quarto: docs/build.py runs nbdev's processors on every notebook (all cells executed
+# as nbdev_test does), then Sphinx + MyST-NB write _docs/. Where Quarto is installed, `nbdev_docs` renders
+# the same notebooks with nbs/_quarto.yml. DOCS_ARGS: e.g. --force (execute all again), --only 00_config
+.PHONY: docs docs-check
+docs: install
+	$(BIN)/python docs/build.py $(DOCS_ARGS)
+
+# _docs/ in headless Chromium with the network off (links, images, console, math); screenshots in _docs/_check/
+docs-check: install
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+	  { echo "docs-check needs Chromium: apt-get install -y chromium"; exit 1; }
+	$(BIN)/python docs/check.py $(CHECK_ARGS)
