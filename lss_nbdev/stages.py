@@ -419,11 +419,15 @@ def _decoder_inputs(cfg:StudyConfig, pre:dict, crossfit:dict) -> tuple:
     "The decoder's training and validation inputs: cross-fitted predictions where there are some, else the targets and true grades."
     sp, pseudo = pre["splits"], pre["pseudo"]
     target = lambda coh: [pseudo[c.case_id] if cfg.train.seg_target == "pseudo" else c.mask for c in coh]
-    if crossfit["masks"] is None: train_in, _ = inputs_from_cases(sp["train"], masks=target(sp["train"]))
-    else:
+    train_in, _ = inputs_from_cases(sp["train"], masks=target(sp["train"]))
+    if crossfit["masks"] is not None:  # a case whose cross-fitted mask is unusable (e.g. empty) keeps its target input
         ids = [c.case_id for c in sp["train"]]
-        train_in, _ = inputs_from_cases(sp["train"], masks=[crossfit["masks"][i] for i in ids],
-                                        grade_probs=np.stack([crossfit["grade_probs"][i] for i in ids]))
+        fitted, _ = inputs_from_cases(sp["train"], masks=[crossfit["masks"][i] for i in ids],
+                                      grade_probs=np.stack([crossfit["grade_probs"][i] for i in ids]))
+        fitted = {i.case_id: i for i in fitted}
+        train_in = [fitted.get(i.case_id, i) for i in train_in]
+        if len(fitted) < len(train_in): print(f"arrg: {len(train_in) - len(fitted)} of {len(train_in)} training cases keep their "
+                                              f"target input (their cross-fitted mask was unusable)")
     return train_in, inputs_from_cases(sp["val"], masks=target(sp["val"]))[0]
 
 def _arrg_decoder(run:Run, pre:dict, crossfit:dict):
@@ -487,7 +491,7 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, 
     return dict(reports=tables)
 
 
-# %% ../nbs/27_stages.ipynb #26201113
+# %% ../nbs/27_stages.ipynb #68fca3a7
 def _seed_row(cfg:StudyConfig, pre:dict, name:str, seed:int, pred:dict, decoder=None) -> tuple:
     "One trained seed's headline numbers: Dice per target (mean over test slices), accuracy, calibrated ECE, CIDEr; and its per-case scores."
     ev = evaluate_model(cfg, pre, name, pred)
@@ -548,7 +552,7 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict, crossfit:dict
     return dict(per_seed=per_seed)
 
 
-# %% ../nbs/27_stages.ipynb #4ef8d5cf
+# %% ../nbs/27_stages.ipynb #c1448a38
 STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the config keys it depends on
     Stage("cohort", stage_cohort, keys=("data", "real.notes")),
     Stage("preprocess", stage_preprocess, reads=("cohort",), keys=("denoise", "augment", "pseudomask", "arrg.area_thresholds")),
