@@ -152,6 +152,11 @@ def _link_local(md:str, names:dict) -> str:
         return f'{m.group(1)}{site}{names[stem]}.html' if stem in names else m.group(0)
     return re.sub(r'(\]\()(?:\./)?(?:nbs/)?([\w.-]+\.ipynb)(?=[#)])', sub, md)
 
+def _table_math(md:str) -> str:
+    "In a pipe-table row, a `|` inside `$...$` would split the cell (GFM splits rows before it reads math)"
+    fix = lambda m: re.sub(r'(?<!\\)\|', r'\\vert ', m.group(0))
+    return '\n'.join(re.sub(r'\$[^$\n]+\$', fix, l) if l.lstrip().startswith('|') else l for l in md.split('\n'))
+
 def to_myst(nb:dict, names:dict, extra_md:str='') -> dict:
     "Apply Quarto's cell options, frontmatter and links to a processed notebook, for MyST-NB"
     fm = nb['metadata'].pop('docs_frontmatter', {})
@@ -165,7 +170,7 @@ def to_myst(nb:dict, names:dict, extra_md:str='') -> dict:
         if c['cell_type'] == 'raw': continue
         if c['cell_type'] == 'markdown':
             if c['source'].strip().startswith('<!-- WARNING'): continue
-            c['source'] = _link_local(c['source'], names)
+            c['source'] = _table_math(_link_local(c['source'], names))
             cells.append(c); continue
         opts, src = _quarto_opts(c['source'])
         if opts.get('include') == 'false': continue
@@ -289,19 +294,23 @@ def execute_all(nbs, force=False, workers=2):
     return times, failed
 
 def post_process(out:Path) -> int:
-    "Links to the site's own pages (nbdev's API links, links between notebooks) become relative links"
+    """Links to the site's own pages (nbdev's API links, links between notebooks) become relative links; a
+    symbol that has no `show_doc` section of its own (a method, a property) links to its class, else the page"""
     from docutils.nodes import make_id
     site = re.escape(_site_url())
     pat = re.compile(r'href="' + site + r'([\w.-]*?\.html)(?:#([^"]*))?"')
+    ids = {f.name: set(re.findall(r'\bid="([^"]+)"', f.read_text())) for f in out.glob('*.html')}
+    def anchor(page, frag):
+        if not frag: return ''
+        for cand in (frag, frag.split('.')[0]):
+            if make_id(cand) in ids.get(page, ()): return '#' + make_id(cand)
+        return ''
     n = 0
     for f in out.rglob('*.html'):
         s = f.read_text()
         rel = os.path.relpath(out, f.parent)
         pre = '' if rel == '.' else rel + '/'
-        def sub(m):
-            page, frag = m.group(1), m.group(2)
-            return f'href="{pre}{page}' + (f'#{make_id(frag)}' if frag else '') + '"'
-        s2, k = pat.subn(sub, s)
+        s2, k = pat.subn(lambda m: f'href="{pre}{m.group(1)}{anchor(m.group(1), m.group(2))}"', s)
         if k: f.write_text(s2.replace('class="reference external" href="' + pre, 'class="reference internal" href="' + pre)); n += k
     return n
 

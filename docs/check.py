@@ -20,7 +20,7 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 SITE = ROOT/'_docs'
 CHECK = SITE/'_check'
-DEFAULT_PAGES = ['index', 'pid_tversky', 'study_figures', 'results']
+DEFAULT_PAGES = ['index', 'pid_tversky', 'explain', 'results']
 
 # ---------------------------------------------------------------------------------------------------------
 # Static checks of every page
