@@ -358,6 +358,7 @@ def main():
            '-w', str(warn), str(src), str(OUT)]
     r = subprocess.run(cmd, cwd=ROOT)
     if r.returncode: sys.exit(f'docs: sphinx-build failed ({r.returncode})')
+    shutil.rmtree(OUT.parent/'jupyter_execute', ignore_errors=True)   # MyST-NB's copy of the outputs, beside _docs/
     nlinks = post_process(OUT)
     (OUT/'.nojekyll').touch()
     pages = sorted(p.name for p in OUT.glob('*.html') if p.stem not in ('genindex', 'search'))
