@@ -12,7 +12,7 @@ from .losses import SEG_LOSSES
 from .backbones import DEFAULT_WEIGHTS, resolve_weights
 from .medsam import litemedsam_weights
 from .metrics import java_available, METEOR_NOTE
-from .runs import parse_data_spec, resolve_data_path, REAL_KINDS, model_variants, with_backbone
+from .runs import parse_data_spec, parse_real_spec, resolve_data_path, model_variants, with_backbone
 from .stages import real_variants
 
 # %% auto #0
@@ -66,9 +66,8 @@ def _data_problems(cfg:StudyConfig, stages) -> list:
             out.append(f"data.notes {cfg.data.notes!r}: the notes file does not exist")
     except (ValueError, FileNotFoundError) as e: out.append(str(e))
     if "real" in stages and cfg.real.source:
-        kind, _, path = str(cfg.real.source).partition(":")
-        if kind not in REAL_KINDS or not path: out.append(f"real.source {cfg.real.source!r}: expected one of {[k + ':PATH' for k in REAL_KINDS]}")
-        elif not resolve_data_path(path).exists(): out.append(f"real.source {cfg.real.source!r}: {path} does not exist")
+        try: parse_real_spec(cfg.real.source)
+        except (ValueError, FileNotFoundError) as e: out.append(str(e))
     if cfg.real.notes and not resolve_data_path(cfg.real.notes).is_file():
         out.append(f"real.notes {cfg.real.notes!r}: the notes file does not exist")
     return out

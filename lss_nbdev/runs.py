@@ -25,8 +25,9 @@ from .backbones import DEFAULT_WEIGHTS
 
 # %% auto #0
 __all__ = ['DATA_KINDS', 'REAL_KINDS', 'REPO', 'TRAINING_KEYS', 'parse_data_spec', 'load_cohort', 'resolve_data_path',
-           'load_real_cohort', 'StageCache', 'write_table', 'cohort_table', 'Stage', 'Run', 'resolve_device',
-           'model_label', 'with_backbone', 'model_variants', 'model_key', 'checkpoint_dir', 'load_trained']
+           'parse_real_spec', 'load_real_cohort', 'StageCache', 'write_table', 'cohort_table', 'Stage', 'Run',
+           'resolve_device', 'model_label', 'with_backbone', 'model_variants', 'model_key', 'checkpoint_dir',
+           'load_trained']
 
 # %% ../nbs/26_runs.ipynb #a857b776
 DATA_KINDS = ("phantom", "mendeley", "rsna", "folder")
@@ -68,15 +69,20 @@ def resolve_data_path(path:str)->Path:
     p = Path(path)
     return p if p.exists() or p.is_absolute() or not (REPO/p).exists() else REPO/p
 
-def load_real_cohort(cfg:StudyConfig, # uses cfg.real.source (and cfg.data.notes for mendeley_labels)
-                    )->Cohort:
-    "The real cohort with real masks that `cfg.real.source` names."
-    spec = cfg.real.source
+def parse_real_spec(spec:str, # "folder:CSV", "spider:DIR" or "mendeley_labels:DIR"
+                   )->tuple: # (kind, resolved path)
+    "Split `real.source` into its kind and path, checking both."
     kind, _, path = str(spec).partition(":")
     if kind not in REAL_KINDS or not path:
         raise ValueError(f"real.source {spec!r}: expected one of {[k + ':PATH' for k in REAL_KINDS]}")
     p = resolve_data_path(path)
     if not p.exists(): raise FileNotFoundError(f"real.source {spec!r}: {path} does not exist")
+    return kind, p
+
+def load_real_cohort(cfg:StudyConfig, # uses cfg.real.source (and cfg.data.notes for mendeley_labels)
+                    )->Cohort:
+    "The real cohort with real masks that `cfg.real.source` names."
+    kind, p = parse_real_spec(cfg.real.source)
     if kind == "folder": return load_folder(p, verbose=False)
     if kind == "spider": return load_spider(p, verbose=False)
     return load_mendeley_labels(p, cfg.data.notes, verbose=False)
