@@ -39,6 +39,7 @@ def save_case_report(out_dir, # run directory; files go to out_dir/reports/
                      relevance_map:np.ndarray|None=None, # h×w relevance map (None: no heatmap)
                      findings:str|None=None, # the learned part of the report, for the consistency check (None: `report`)
                      thresholds=(10, 25), # area template
+                     localisation:dict|None=None, # how well the heatmap localises (`localisation.case_scores` of its method), kept in the record
                     )->Path: # path of the JSON file
     "Write reports/<case>.json with the report, the numbers behind it and paths to a mask PNG and a heatmap PNG."
     import cv2
@@ -62,7 +63,8 @@ def save_case_report(out_dir, # run directory; files go to out_dir/reports/
                probabilities={g: float(v) for g, v in zip(GRADES, p)}, confidence=float(p[GRADES.index(grade)]),
                affected_area_pct=round(measured, 4), area_grade=template_grade(measured, thresholds), report=report,
                stated_grade=cons["stated_grade"], consistent=cons["consistent"],
-               mask_png=f"reports/{case_id}_mask.png", heatmap_png=None if heat is None else f"reports/{case_id}_heatmap.png")
+               mask_png=f"reports/{case_id}_mask.png", heatmap_png=None if heat is None else f"reports/{case_id}_heatmap.png",
+               localisation=localisation)
     path = d / f"{case_id}.json"
     path.write_text(json.dumps(rec, indent=1))
     return path

@@ -15,7 +15,8 @@ from .report_template import ReportInput, SEVERITY_PHRASES, arrg_config, _ANY_LE
 from .report_decoder import arrg_loss
 
 # %% auto #0
-__all__ = ['VLM_FAMILIES', 'vlm_prompt', 'vlm_target', 'vlm_batch', 'vlm_generate', 'vlm_loss', 'add_report_lora', 'vlm_finetune']
+__all__ = ['VLM_FAMILIES', 'vlm_prompt', 'vlm_target', 'vlm_batch', 'vlm_generate', 'vlm_loss', 'add_report_lora', 'vlm_finetune',
+           'vlm_findings']
 
 # %% ../nbs/21_vlm_report.ipynb #738e81e8
 VLM_FAMILIES = ("smolvlm", "llava-med")
@@ -156,3 +157,17 @@ def vlm_finetune(backbone, # a VLM backbone with report LoRA adapters (`add_repo
         rows.append(dict(epoch=ep + 1, train_loss=float(np.mean(losses))))
     backbone.eval()
     return pd.DataFrame(rows)
+
+# %% ../nbs/21_vlm_report.ipynb #b2e4d6f8
+def vlm_findings(backbone, # a smolvlm or llava-med `Backbone` without adapters (e.g. a trained LSSNet's)
+                 train_inputs:list, # `ReportInput`s with references (the decoder's training inputs)
+                 test_inputs:list, # `ReportInput`s to write findings for
+                 cfg, # `StudyConfig`: model.lora_rank / lora_alpha, arrg (vlm_epochs, max_tokens, beam_size, ...)
+                 seed:int=0,
+                 progress:bool=True,
+                )->dict: # findings (one text per test input) and log (the fine-tuning's epochs)
+    "The VLM report path end to end: report LoRA on the language model, fine-tuned on `train_inputs`, then findings for `test_inputs`."
+    a = cfg.arrg
+    add_report_lora(backbone, cfg.model.lora_rank, cfg.model.lora_alpha)
+    log = vlm_finetune(backbone, train_inputs, cfg, epochs=a.vlm_epochs, seed=seed, progress=progress)
+    return dict(findings=vlm_generate(backbone, test_inputs, max_new_tokens=a.max_tokens, num_beams=a.beam_size), log=log)
