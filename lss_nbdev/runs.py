@@ -5,13 +5,13 @@
 # %% ../nbs/26_runs.ipynb #9580be77
 from __future__ import annotations
 import hashlib, inspect, os, pickle, threading, time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable
 import psutil
 from pathlib import Path
 import pandas as pd
 from safetensors.torch import load_model
-from .config import StudyConfig
+from .config import StudyConfig, ModelConfig, TrainConfig, UNHASHED
 from .grades import GRADES, GRADE_NAMES
 from .cases import Cohort
 from .phantom import make_cohort
@@ -24,10 +24,10 @@ from .train import build_model
 from .backbones import DEFAULT_WEIGHTS
 
 # %% auto #0
-__all__ = ['DATA_KINDS', 'REAL_KINDS', 'REPO', 'TRAINING_KEYS', 'parse_data_spec', 'load_cohort', 'resolve_data_path',
-           'parse_real_spec', 'load_real_cohort', 'StageCache', 'write_table', 'cohort_table', 'Stage', 'Run',
-           'resolve_device', 'model_label', 'with_backbone', 'model_variants', 'model_key', 'checkpoint_dir',
-           'load_trained']
+__all__ = ['DATA_KINDS', 'REAL_KINDS', 'REPO', 'STUDY_DESIGN_KEYS', 'TRAINING_KEYS', 'parse_data_spec', 'load_cohort',
+           'resolve_data_path', 'parse_real_spec', 'load_real_cohort', 'StageCache', 'write_table', 'cohort_table',
+           'Stage', 'Run', 'resolve_device', 'model_label', 'with_backbone', 'model_variants', 'model_key',
+           'checkpoint_dir', 'load_trained']
 
 # %% ../nbs/26_runs.ipynb #a857b776
 DATA_KINDS = ("phantom", "mendeley", "rsna", "folder")
@@ -278,7 +278,10 @@ def model_variants(cfg:StudyConfig, has_anatomy:bool) -> dict:
 
 def _slug(name:str) -> str: return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
 
-TRAINING_KEYS = ("data", "denoise", "augment", "pseudomask", "model", "loss", "train")  # what a trained model depends on
+STUDY_DESIGN_KEYS = ("model.compare", "train.seeds", "train.ablation_epochs", "train.ablation_pid_gains")  # which models a study trains, not how one trains
+TRAINING_KEYS = ("data", "denoise", "augment", "pseudomask", "loss") + tuple(  # what a trained model depends on
+    k for sec, c in (("model", ModelConfig), ("train", TrainConfig)) for k in (f"{sec}.{f.name}" for f in fields(c))
+    if k not in STUDY_DESIGN_KEYS and k not in UNHASHED)
 
 def model_key(name:str, cfg:StudyConfig, *extra:str) -> str:
     "A trained model's key, for its cached predictions and its checkpoint folder: its name and the config keys training reads (plus `extra`)."
