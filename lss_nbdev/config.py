@@ -137,6 +137,8 @@ class ARRGConfig:
     memory_dropout: float = 0.2  # probability of dropping each memory vector in training
     batch_size: int = 16
     cross_fit_folds: int = 3  # the decoder trains on cross-fitted predictions (K folds of training patients); < 2: on the targets and true grades
+    vlm_path: bool = True  # SmolVLM / LLaVA-Med models also write findings with their own language model (LoRA), as Table 4's extra rows
+    vlm_epochs: int | None = None  # epochs of that LoRA fine-tuning; None = epochs
 
 @dataclass
 class EvalConfig:
@@ -308,8 +310,8 @@ PROFILES = {
     "quick": dict(profile_name="quick", device="cpu", threads=2,
                   data=dict(n_patients=72),
                   model=dict(d_shared=64, image_size=112, patch_size=8),
-                  train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=6),
-                  arrg=dict(epochs=15),
+                  train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=4),
+                  arrg=dict(epochs=15, cross_fit_folds=2, vlm_path=False),
                   eval=dict(n_bootstrap=500),
                   real=dict(source="folder:data/spider_examples/cases.csv", notes="data/real_notes/radiologists_notes_1-120.csv")),
 }

@@ -22,6 +22,8 @@ from .metrics import (segmentation_cases, ci_summary, ci_table, classification_t
                                reliability_figure, nlg_scores, nlg_table, expected_calibration_error, SEGMENTATION_METRICS)
 from .report_template import inputs_from_cases
 from .report_decoder import build_decoder, train_arrg, save_arrg, load_arrg, report_table
+from .vlm_report import VLM_FAMILIES, vlm_findings
+from .localisation import stage_localisation
 from .arrg import save_case_report, plot_report_examples
 from .calibration import TemperatureScaler, calibration_report, prediction_stability, paper_perturbation
 from .explain import overlay_figure, evidence_record, evidence_table, evidence_figure, failure_cases, relevance_heatmap
@@ -389,7 +391,7 @@ def stage_real(run:Run) -> dict|None:
     return dict(per_case=per_case)
 
 # %% ../nbs/27_stages.ipynb #0b1e1046
-ARRG_TRAINING_KEYS = tuple(f"arrg.{f.name}" for f in fields(ARRGConfig) if f.name != "beam_size")  # what the decoder's training reads
+ARRG_TRAINING_KEYS = tuple(f"arrg.{f.name}" for f in fields(ARRGConfig) if f.name not in ("beam_size", "vlm_path", "vlm_epochs"))  # what the decoder's training reads
 
 def _folds(cohort:Cohort, k:int, seed:int) -> list:
     "`k` disjoint sets of the cohort's patients (round robin over a seeded permutation)."
@@ -442,12 +444,21 @@ def _arrg_decoder(run:Run, pre:dict, crossfit:dict):
     log.to_csv(path.with_suffix(".csv"), index=False)
     return dec
 
-def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, crossfit:dict) -> dict|None:
+def _vlm_reports(run:Run, name:str, variant:StudyConfig, train_in:list, test_in:list) -> dict:
+    "The VLM path for one trained SmolVLM / LLaVA-Med model: its backbone's language model with report LoRA writes the findings."
+    bb = load_trained(run, name, variant).backbone
+    return vlm_findings(bb, train_in, test_in, run.cfg, seed=run.cfg.train.seed)
+
+def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, crossfit:dict, localisation:dict) -> dict|None:
     "Train the report decoder, generate reports for every model from its calibrated grades, and write Tables 4-5, Figure 6 and reports/*.json."
     if not needs(cohort["cohort"], "arrg", "report"): return None
     cfg, sp, preds = run.cfg, preprocess["splits"], train["predictions"]
     calibrated = explain["calibrated"]
     dec = _arrg_decoder(run, preprocess, crossfit)
+    truth = {c.case_id: c.grade for c in sp["test"]}
+    def grading_row(rep, model):
+        return (classification_table([truth[i] for i in rep.case_id], list(rep.stated_grade), level=cfg.eval.ci)
+                .assign(model=model, disagreement_with_classifier=float(1 - rep.consistent.mean())))
     trained_on = (f"cross-fitted predictions of '{crossfit['model']}' ({cfg.arrg.cross_fit_folds} folds of training patients)"
                   if crossfit["masks"] is not None else "the training targets and true grades")
     scores, grading, tables = {}, [], {}
@@ -462,27 +473,42 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, 
         tables[name] = rep
         scores[f"{name} · learned decoder"] = nlg_scores(list(rep.reference), list(rep.findings))
         scores[f"{name} · template baseline"] = nlg_scores(list(rep.reference), list(rep.template))
-        truth = {c.case_id: c.grade for c in sp["test"]}
-        grading.append(classification_table([truth[i] for i in rep.case_id], list(rep.stated_grade), level=cfg.eval.ci)
-                       .assign(model=name, disagreement_with_classifier=float(1 - rep.consistent.mean())))
+        grading.append(grading_row(rep, name))
+        v = train["variants"][name]
+        if cfg.arrg.vlm_path and v.model.backbone in VLM_FAMILIES:
+            train_in, _ = _decoder_inputs(cfg, preprocess, crossfit)
+            key = f"{model_key(name, v)}-{cfg.hash(*ARRG_TRAINING_KEYS, 'arrg.beam_size', 'arrg.vlm_epochs')}-{run.key('crossfit')}"
+            own = run.cache("vlm_reports", key, _vlm_reports, run, name, v, train_in, test_in)["findings"]
+            vrep = report_table(lambda inputs: own, test_in, cfg)
+            scores[f"{name} · own language model (LoRA)"] = nlg_scores(list(vrep.reference), list(vrep.findings))
+            grading.append(grading_row(vrep, f"{name} · own language model (LoRA)"))
     if not tables:
         print("stage arrg: skipped: no model produced a usable mask on the test split (see tables/report_skipped_*)"); return None
     nlg = nlg_table(scores).reset_index()
+    vlm_rows = ("the SmolVLM / LLaVA-Med models' own language models with report LoRA in the 'own language model' rows"
+                if cfg.arrg.vlm_path else "the VLM path (a VLM's own language model with LoRA) not run in this profile: arrg.vlm_path "
+                "is off; the paper profile runs it")
     run.table(nlg, "report_generation", f"Table 4: language scores of the generated findings and of the template baseline (test split; "
-              f"the decoder trained on {trained_on})")
+              f"the decoder trained on {trained_on}; {vlm_rows})")
     g = pd.concat(grading)
     run.table(g[["model"] + [c for c in g.columns if c != "model"]], "report_grading",
               "Table 5: grades read back from the generated reports (labeler) against the truth; disagreement with the classifier")
     name = next((n for n, v in train["variants"].items() if v.train.seg_target == "anatomical" and n in tables), next(iter(tables)))
     p, rep, test = preds[name], tables[name], {c.case_id: c for c in sp["test"]}
-    grid = (p["grid"], p["grid"])
-    rel = (lambda i: None) if p["relevance"] is None else (lambda i: p["relevance"][i].mean(axis=(0, 1)).reshape(grid))
+    grid, ids = (p["grid"], p["grid"]), [c.case_id for c in sp["test"]]
+    loc = localisation if localisation and localisation.get("model") == name and localisation.get("heatmaps") else None
+    if loc is not None:  # the relevance kept on the validation split, and how well it localises
+        rel = lambda i: np.nan_to_num(loc["heatmaps"][ids[i]].astype(np.float32))
+        located = lambda i: {"method": loc["kept"], **(loc["scores"].get(ids[i], {}).get(loc["kept"]) or {})}
+    else:
+        rel = (lambda i: None) if p["relevance"] is None else (lambda i: p["relevance"][i].mean(axis=(0, 1)).reshape(grid))
+        located = lambda i: None
     index = {c.case_id: i for i, c in enumerate(sp["test"])}
     for r in rep.itertuples():
         i = index[r.case_id]
         saved = save_case_report(run.out, r.case_id, r.level, r.grade, calibrated[name][i],
                          r.area_pct, r.report, p["mask_probs"][i], rel(i), findings=r.findings or None,
-                         thresholds=cfg.arrg.area_thresholds)
+                         thresholds=cfg.arrg.area_thresholds, localisation=located(i))
         run.keep(*saved.parent.glob(f"{r.case_id}*"))
     picks = [rep[rep.grade == gr].iloc[0] for gr in GRADES if (rep.grade == gr).any()]
     plot_report_examples([dict(image=test[r.case_id].image, mask=p["mask_probs"][index[r.case_id]], heatmap=rel(index[r.case_id]),
@@ -560,8 +586,9 @@ STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the c
     Stage("evaluate", stage_evaluate, reads=("preprocess", "train"), keys=("eval", "arrg.area_thresholds")),
     Stage("statistics", stage_statistics, reads=("evaluate",), keys=("eval",)),
     Stage("explain", stage_explain, reads=("preprocess", "train", "evaluate"), keys=("eval", "augment")),
+    Stage("localisation", stage_localisation, reads=("preprocess", "train", "evaluate", "explain"), keys=("eval",)),
     Stage("crossfit", stage_crossfit, reads=("preprocess", "train"), keys=("arrg.cross_fit_folds",)),
-    Stage("arrg", stage_arrg, reads=("cohort", "preprocess", "train", "explain", "crossfit"), keys=("arrg", "eval")),
+    Stage("arrg", stage_arrg, reads=("cohort", "preprocess", "train", "explain", "crossfit", "localisation"), keys=("arrg", "eval")),
     Stage("seeds", stage_seeds, reads=("cohort", "preprocess", "train", "crossfit"), keys=("eval", "arrg")),
     Stage("ablation", stage_ablation, reads=("preprocess",), keys=("model", "loss", "train", "arrg.area_thresholds")),
     Stage("real", stage_real, keys=("real", "data.notes", "denoise", "pseudomask", "model", "loss", "train", "eval")),

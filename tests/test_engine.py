@@ -30,7 +30,7 @@ def test_changes_rerun_only_the_stages_that_depend_on_them(tmp_path):
     assert "stage train: cache hit" in r.stdout
     r = lss_study("run", "--out", str(out), *TINY, "--set", "eval.n_bootstrap=60", "--set", "arrg.beam_size=1", "--set", "device=cpu", *stages)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert hits() == {"cohort", "preprocess", "train", "crossfit", "evaluate", "statistics", "explain"}, statuses(out)
+    assert hits() == {"cohort", "preprocess", "train", "crossfit", "evaluate", "statistics", "explain", "localisation"}, statuses(out)
     assert (ckpt/"marker").read_text() == "planted" and (ckpt/"best.safetensors").stat().st_mtime_ns == best
     report = (out/"REPORT.md").read_text()
     assert "| train | cache hit |" in report and "manifest.json" in report
