@@ -117,3 +117,14 @@ def test_bad_input_is_one_line(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     for (args, message), (code, err) in zip(BAD_INPUT, json.loads(r.stdout.splitlines()[-1])):
         assert code == 2 and message in err and "Traceback" not in err, (args, code, err)
+
+def test_vlm_report_path_adds_table_4_rows(tmp_path):
+    "With `arrg.vlm_path` a SmolVLM model writes findings with its own language model: Table 4 and Table 5 get its rows."
+    out = tmp_path/"run"
+    r = lss_study("run", "--out", str(out), *TINY, "--set", "model.compare=[smolvlm]", "--set", "arrg.vlm_path=true",
+                  "--set", "arrg.vlm_epochs=1", "--set", "arrg.max_tokens=4", "--set", "arrg.beam_size=1", "--stages", "arrg")
+    assert r.returncode == 0, r.stderr[-3000:]
+    nlg = pd.read_csv(out/"tables/report_generation.csv")
+    assert any("smolvlm" in str(m) and "own language model" in str(m) for m in nlg.iloc[:, 0]), nlg.iloc[:, 0].tolist()
+    assert "own language model" in (out/"tables/report_generation.md").read_text().splitlines()[0]
+    assert any("own language model" in m for m in pd.read_csv(out/"tables/report_grading.csv").model)
