@@ -132,7 +132,27 @@ def _real(d):
     yield ("Real canal masks (the real-data stage)", "Dice against the real mask (patient-level 95 % CI): " +
            "; ".join(f"{r.model} {r[dice]}" for _, r in t.iterrows()), "`tables/real_segmentation_summary`, `figures/real_overlays.png`")
 
-FINDINGS = (_pseudomask, _headline, _backbones, _ablation, _arrg, _calibration, _stability, _notes, _real)
+def _explanations(d):
+    t = _csv(d, "explanations")
+    kept = t[t.kept.astype(bool)].method.iloc[0]
+    name = next((m for m in t.model.unique() if "anatomical target" in m), t.model.iloc[0])
+    g = t[t.model == name].set_index("method")
+    show = list(dict.fromkeys([kept, "xattn mean·all", "hirescam·mask", "gradcam·mask", "predicted mask", "centred Gaussian"]))
+    yield (f"Do the explanations point at the canal? ('{name}' on the test split: mass ratio inside the true mask, 1 = chance; "
+           f"pointing game)", "; ".join(f"{m}{' (kept on validation)' if m == kept else ''} {_ci(g.loc[m, 'mass_ratio'], g.loc[m, 'mass_ratio_lo'], g.loc[m, 'mass_ratio_hi'], 1)}, "
+                                       f"pointing {g.loc[m, 'pointing']:.2f}" for m in show if m in g.index),
+           "`tables/explanations`, `figures/localisation_grades.png`")
+
+def _reproducibility(d):
+    p = d.parent/"reproducibility"/"threads.json"
+    if not p.exists(): return
+    r = pd.DataFrame(json.loads(p.read_text())["rows"])
+    dice, acc = r[r.number.str.startswith("Dice")], r[r.number == "accuracy"]
+    yield ("To which decimal do the headline numbers reproduce at 1 vs 2 threads (same machine, same seeds)?",
+           f"Largest difference between the two: Dice {dice.abs_difference.max():.4f}, grade accuracy {acc.abs_difference.max():.4f} "
+           f"(the default and anatomical-target models)", "`results/reproducibility/threads.md` (`benchmarks/reproducibility.py`)")
+
+FINDINGS = (_pseudomask, _headline, _backbones, _ablation, _arrg, _calibration, _stability, _explanations, _notes, _real, _reproducibility)
 
 def findings_table(run_dir) -> pd.DataFrame:
     "question, measured, where: one row per finding whose tables the run wrote."

@@ -23,7 +23,7 @@ from .metrics import (segmentation_cases, ci_summary, ci_table, classification_t
 from .report_template import inputs_from_cases
 from .report_decoder import build_decoder, train_arrg, save_arrg, load_arrg, report_table
 from .vlm_report import VLM_FAMILIES, vlm_findings
-from .localisation import stage_localisation
+from .localisation import stage_localisation, localisation_cases, XATTN_VARIANTS, CAM_METHODS, BASELINES, LOC_SETTINGS
 from .arrg import save_case_report, plot_report_examples
 from .calibration import TemperatureScaler, calibration_report, prediction_stability, paper_perturbation
 from .explain import overlay_figure, evidence_record, evidence_table, evidence_figure, failure_cases, relevance_heatmap
@@ -342,6 +342,13 @@ def _box_masks(test:list, own:dict, margin:int) -> dict:
 
 REAL_KEYS = ("real", "data.notes")  # what a model of the real-data stage depends on beyond `TRAINING_KEYS`
 
+def _real_localisation(run:Run, name:str, v:StudyConfig, test:list) -> pd.DataFrame:
+    "Localisation scores of one real-data LSSNet's maps against the real masks (no grades: no deletion curves; no CAM through a frozen cached encoder)."
+    model = load_trained(run, f"real {name}", v, *REAL_KEYS)
+    methods = XATTN_VARIANTS + BASELINES + (() if v.model.backbone == "medsam" else CAM_METHODS)
+    return localisation_cases(model, test, model_name=name, methods=methods, deletion=False,
+                              ring_px=LOC_SETTINGS["ring_px"], tol_px=LOC_SETTINGS["tol_px"])
+
 def stage_real(run:Run) -> dict|None:
     "LSSNet per backbone, the U-Net peer, LiteMedSAM (oracle box; box of LSSNet's mask) and Algorithm 1 against real masks."
     cfg = run.cfg
@@ -385,6 +392,15 @@ def stage_real(run:Run) -> dict|None:
     run.table(paired_tests(scores, patients, "per-slice Dice vs the real mask"), "real_statistics",
               "Every pair of rows on Dice: the patient-level sign-flip test (its smallest possible p is 2 / 2^patients) and the "
               "slice-level Wilcoxon signed-rank test, Holm-adjusted within each")
+    loc = pd.concat([_real_localisation(run, name, v, test) for name, v in variants.items()], ignore_index=True)
+    metrics = ["mass_ratio", "ring_ratio", "pointing"]
+    loc_sum = pd.concat([ci_summary(g, metrics, by=None, n=cfg.eval.n_bootstrap, seed=cfg.eval.seed, level=cfg.eval.ci,
+                                    cluster="patient_id").assign(model=m, method=k, target="anatomical")
+                         for (m, k), g in loc.groupby(["model", "method"], sort=False)])
+    run.table(ci_table(loc_sum, index=["model", "method", "target", "group"]).reset_index(), "real_explanations",
+              f"Where the explanations of the real-data LSSNets point ({where}): mass ratio and ring ratio inside the real canal mask "
+              f"(1 = chance), pointing game (±{LOC_SETTINGS['tol_px']} px); patient-level 95 % CIs; no grades, so no deletion curves; "
+              f"no Grad-CAM through LiteMedSAM's frozen, cached encoder")
     pick = [test[i] for i in np.linspace(0, len(test) - 1, min(2, len(test))).round().astype(int)]
     index = {c.case_id: i for i, c in enumerate(test)}
     plot_real_overlays(pick, {n: [ps[index[c.case_id]] for c in pick] for n, ps in probs.items()}, run.figure("real_overlays"))
