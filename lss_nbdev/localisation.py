@@ -4,10 +4,9 @@
 
 # %% ../nbs/24a_localisation.ipynb #cc8f7c3b
 from __future__ import annotations
-import time
 import cv2, numpy as np, pandas as pd, torch
 import torch.nn as nn
-from .grades import GRADES, GRADE_NAMES
+from .grades import GRADES
 from .masks import to_numpy
 from .explain import patch_relevance, heatmap_overlay, _grey_rgb, _save, _fmt, _edges
 from .metrics import ci_summary
@@ -18,7 +17,7 @@ __all__ = ['XATTN_VARIANTS', 'CAM_METHODS', 'BASELINES', 'LOC_METRICS', 'LOC_SET
            'to_image_maps', 'query_grades', 'attention_maps', 'cam_target_layer', 'vit_reshape_transform', 'cam_maps',
            'gaussian_map', 'baseline_maps', 'localisation_maps', 'grade_predictor', 'localisation_cases',
            'localisation_summary', 'localisation_table', 'choose_relevance', 'localisation_figure',
-           'worst_localisations', 'case_scores', 'with_localisation', 'stage_localisation']
+           'worst_localisations', 'case_scores', 'with_localisation']
 
 # %% ../nbs/24a_localisation.ipynb #0c14eb0f
 def _map_and_mask(heat, mask)->tuple:
@@ -484,58 +483,3 @@ def with_localisation(record:dict, # an `explain.evidence_record`
 
 # %% ../nbs/24a_localisation.ipynb #2141cb14
 LOC_SETTINGS = dict(ring_px=8, tol_px=3, steps=8, baseline="blur")  # at the slices' own size (320 px in the phantom)
-
-def _split_targets(cases:list, pseudo:dict)->tuple:
-    if all(c.mask is not None for c in cases): return [c.mask for c in cases], "anatomical"
-    return [pseudo[c.case_id] for c in cases], "pseudo-mask"
-
-def stage_localisation(run, preprocess:dict, train:dict, evaluate:dict, explain:dict|None) -> dict|None:
-    "Where explanations point and whether the grade depends on them: every model × map on the test split, relevance chosen on validation."
-    from lss_nbdev.runs import load_trained
-    cfg, sp, variants = run.cfg, preprocess["splits"], train["variants"]
-    if not sp.get("test") or not sp.get("val"): return None
-    t0, s = time.perf_counter(), LOC_SETTINGS
-    models = {n: load_trained(run, n, v) for n, v in variants.items()}
-    vt, vname = _split_targets(sp["val"], preprocess["pseudo"])
-    val = pd.concat([localisation_cases(m, sp["val"], vt, vname, methods=XATTN_VARIANTS, model_name=n, deletion=False,
-                                        ring_px=s["ring_px"], tol_px=s["tol_px"]) for n, m in models.items()], ignore_index=True)
-    kept, choice = choose_relevance(val) if not val.empty else (None, pd.DataFrame())
-    if kept is not None:
-        run.table(choice.assign(kept=choice.variant == kept), "explanations_relevance_choice",
-                  f"Cross-attention relevance variants on the validation split (mean mass ratio vs {vname} masks; 1 = chance): '{kept}' kept")
-    test, (tt, tname) = sp["test"], _split_targets(sp["test"], preprocess["pseudo"])
-    cal = (explain or {}).get("calibrated", {})
-    per_case, maps = [], {}
-    for n, m in models.items():
-        maps[n] = localisation_maps(m, [c.image for c in test])
-        deleted = [k for k in maps[n] if k not in XATTN_VARIANTS or k == kept]  # deletion curves for the kept relevance and the peers
-        per_case.append(localisation_cases(m, test, tt, tname, maps=maps[n], model_name=n, confidence=cal.get(n), seed=cfg.eval.seed,
-                                           deletion=deleted, **s))
-    per_case = pd.concat(per_case, ignore_index=True)
-    summary = localisation_summary(per_case, n=cfg.eval.n_bootstrap, seed=cfg.eval.seed, level=cfg.eval.ci)
-    table = localisation_table(summary).assign(kept=lambda d: d.method == kept)
-    run.table(table, "explanations", f"Localisation of explanations on the test split ({tname} masks): mass ratio and ring ratio "
-              f"(1 = chance), pointing game (±{s['tol_px']} px), deletion AUC of the predicted grade (map order vs random; "
-              f"{s['steps']} steps, blurred cells), patient-level {cfg.eval.ci:.0%} CIs; relevance variant chosen on validation: {kept}")
-    run.table(summary, "explanations_by_grade", "Localisation of explanations per grade (patient-level cluster bootstrap)")
-    run.table(per_case, "explanations_cases", "Localisation scores of every test case, model and map")
-    name = next((n for n, v in variants.items() if v.train.seg_target == "anatomical"), next(iter(variants)))
-    mine = per_case[per_case.model == name]
-    scores = case_scores(mine)
-    show = [k for k in maps[name] if k not in XATTN_VARIANTS or k == kept]
-    rng = np.random.default_rng(cfg.eval.seed)
-    picks = [int(i) for g in GRADES for i in rng.permutation([j for j, c in enumerate(test) if c.grade == g])[:1]]
-    ids = [c.case_id for c in test]
-    def fig(idx, path, labels):
-        localisation_figure([test[i].image for i in idx], [tt[i] for i in idx], [{k: maps[name][k][i] for k in show} for i in idx],
-                            [scores[test[i].case_id] for i in idx], labels, path=path)
-    fig(picks, run.figure("localisation_grades"), [f"{GRADE_NAMES[test[i].grade]} · {test[i].case_id}" for i in picks])
-    if kept is not None:
-        worst = worst_localisations(mine, kept)
-        idx = [ids.index(c) for c in worst.case_id]
-        fig(idx, run.figure("localisation_worst"), [f"{r.case_id}: {GRADE_NAMES[r.pred_grade]} p={r.confidence:.2f} (true {GRADE_NAMES[r.grade]})" for r in worst.itertuples()])
-    import matplotlib.pyplot as plt
-    plt.close("all")
-    heatmaps = {} if kept is None else {c.case_id: maps[name][kept][i].astype(np.float16) for i, c in enumerate(test)}
-    return dict(kept=kept, model=name, target=tname, scores=scores, heatmaps=heatmaps, table=table, choice=choice,
-                seconds=time.perf_counter() - t0)

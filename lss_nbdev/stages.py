@@ -4,6 +4,7 @@
 
 # %% ../nbs/27_stages.ipynb #a499a083
 from __future__ import annotations
+import time
 from dataclasses import fields
 from pathlib import Path
 import numpy as np, pandas as pd, cv2, torch
@@ -23,7 +24,8 @@ from .metrics import (segmentation_cases, ci_summary, ci_table, classification_t
 from .report_template import inputs_from_cases
 from .report_decoder import build_decoder, train_arrg, save_arrg, load_arrg, report_table
 from .vlm_report import VLM_FAMILIES, vlm_findings
-from .localisation import stage_localisation, localisation_cases, XATTN_VARIANTS, CAM_METHODS, BASELINES, LOC_SETTINGS
+from .localisation import (localisation_cases, localisation_maps, localisation_summary, localisation_table, choose_relevance,
+                                    localisation_figure, worst_localisations, case_scores, XATTN_VARIANTS, CAM_METHODS, BASELINES, LOC_SETTINGS)
 from .arrg import save_case_report, plot_report_examples
 from .calibration import TemperatureScaler, calibration_report, prediction_stability, paper_perturbation
 from .explain import overlay_figure, evidence_record, evidence_table, evidence_figure, failure_cases, relevance_heatmap
@@ -39,7 +41,8 @@ from .runs import (Run, Stage, load_cohort, load_real_cohort, resolve_data_path,
 __all__ = ['REAL_KEYS', 'ARRG_TRAINING_KEYS', 'STAGES', 'needs', 'notes_table', 'stage_cohort', 'stage_preprocess',
            'train_and_predict', 'evaluate_model', 'train_variants', 'stage_train', 'stage_evaluate',
            'write_evaluation_tables', 'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics',
-           'stage_explain', 'real_variants', 'stage_real', 'stage_crossfit', 'stage_arrg', 'stage_seeds']
+           'stage_explain', 'stage_localisation', 'real_variants', 'stage_real', 'stage_crossfit', 'stage_arrg',
+           'stage_seeds']
 
 # %% ../nbs/27_stages.ipynb #0637766a
 def needs(cohort:Cohort, stage:str, *parts:str) -> bool:
@@ -310,6 +313,61 @@ def _predictor(model):
         m = torch.sigmoid(out["mask_logits"].float())[0, 0].numpy()
         return cv2.resize(m, image.shape[::-1], interpolation=cv2.INTER_LINEAR), torch.softmax(out["grade_logits"].float(), -1)[0].numpy()
     return predict
+
+# %% ../nbs/27_stages.ipynb #6f8b0d21
+def _split_targets(cases:list, pseudo:dict)->tuple:
+    if all(c.mask is not None for c in cases): return [c.mask for c in cases], "anatomical"
+    return [pseudo[c.case_id] for c in cases], "pseudo-mask"
+
+def stage_localisation(run:Run, preprocess:dict, train:dict, evaluate:dict, explain:dict|None) -> dict|None:
+    "Where explanations point and whether the grade depends on them: every model × map on the test split, relevance chosen on validation."
+    cfg, sp, variants = run.cfg, preprocess["splits"], train["variants"]
+    if not sp.get("test") or not sp.get("val"): return None
+    t0, s = time.perf_counter(), LOC_SETTINGS
+    models = {n: load_trained(run, n, v) for n, v in variants.items()}
+    vt, vname = _split_targets(sp["val"], preprocess["pseudo"])
+    val = pd.concat([localisation_cases(m, sp["val"], vt, vname, methods=XATTN_VARIANTS, model_name=n, deletion=False,
+                                        ring_px=s["ring_px"], tol_px=s["tol_px"]) for n, m in models.items()], ignore_index=True)
+    kept, choice = choose_relevance(val) if not val.empty else (None, pd.DataFrame())
+    if kept is not None:
+        run.table(choice.assign(kept=choice.variant == kept), "explanations_relevance_choice",
+                  f"Cross-attention relevance variants on the validation split (mean mass ratio vs {vname} masks; 1 = chance): '{kept}' kept")
+    test, (tt, tname) = sp["test"], _split_targets(sp["test"], preprocess["pseudo"])
+    cal = (explain or {}).get("calibrated", {})
+    per_case, maps = [], {}
+    for n, m in models.items():
+        maps[n] = localisation_maps(m, [c.image for c in test])
+        deleted = [k for k in maps[n] if k not in XATTN_VARIANTS or k == kept]  # deletion curves for the kept relevance and the peers
+        per_case.append(localisation_cases(m, test, tt, tname, maps=maps[n], model_name=n, confidence=cal.get(n), seed=cfg.eval.seed,
+                                           deletion=deleted, **s))
+    per_case = pd.concat(per_case, ignore_index=True)
+    summary = localisation_summary(per_case, n=cfg.eval.n_bootstrap, seed=cfg.eval.seed, level=cfg.eval.ci)
+    table = localisation_table(summary).assign(kept=lambda d: d.method == kept)
+    run.table(table, "explanations", f"Localisation of explanations on the test split ({tname} masks): mass ratio and ring ratio "
+              f"(1 = chance), pointing game (±{s['tol_px']} px), deletion AUC of the predicted grade (map order vs random; "
+              f"{s['steps']} steps, blurred cells), patient-level {cfg.eval.ci:.0%} CIs; relevance variant chosen on validation: {kept}")
+    run.table(summary, "explanations_by_grade", "Localisation of explanations per grade (patient-level cluster bootstrap)")
+    run.table(per_case, "explanations_cases", "Localisation scores of every test case, model and map")
+    name = next((n for n, v in variants.items() if v.train.seg_target == "anatomical"), next(iter(variants)))
+    mine = per_case[per_case.model == name]
+    scores = case_scores(mine)
+    show = [k for k in maps[name] if k not in XATTN_VARIANTS or k == kept]
+    rng = np.random.default_rng(cfg.eval.seed)
+    picks = [int(i) for g in GRADES for i in rng.permutation([j for j, c in enumerate(test) if c.grade == g])[:1]]
+    ids = [c.case_id for c in test]
+    def fig(idx, path, labels):
+        localisation_figure([test[i].image for i in idx], [tt[i] for i in idx], [{k: maps[name][k][i] for k in show} for i in idx],
+                            [scores[test[i].case_id] for i in idx], labels, path=path)
+    fig(picks, run.figure("localisation_grades"), [f"{GRADE_NAMES[test[i].grade]} · {test[i].case_id}" for i in picks])
+    if kept is not None:
+        worst = worst_localisations(mine, kept)
+        idx = [ids.index(c) for c in worst.case_id]
+        fig(idx, run.figure("localisation_worst"), [f"{r.case_id}: {GRADE_NAMES[r.pred_grade]} p={r.confidence:.2f} (true {GRADE_NAMES[r.grade]})" for r in worst.itertuples()])
+    import matplotlib.pyplot as plt
+    plt.close("all")
+    heatmaps = {} if kept is None else {c.case_id: maps[name][kept][i].astype(np.float16) for i, c in enumerate(test)}
+    return dict(kept=kept, model=name, target=tname, scores=scores, heatmaps=heatmaps, table=table, choice=choice,
+                seconds=time.perf_counter() - t0)
 
 # %% ../nbs/27_stages.ipynb #f94c56d9
 def real_variants(cfg:StudyConfig, feature_cache=None) -> dict:
