@@ -197,13 +197,16 @@ def attention_maps(model, # an LSSNet with text→patch cross-attention
     "The cross-attention relevance variants, from one forward and one backward pass."
     model = _frozen(model)
     if model.attention.direction != "text_to_patch": return {}
-    x = _pixels(model, images).requires_grad_(True)
+    x, proj = _pixels(model, images), model.text_proj.weight
     with torch.enable_grad():
-        out = model(x)
-        rel, logits = out["relevance"], out["grade_logits"]
-        rel.retain_grad()
-        pred = logits.argmax(1)
-        logits.gather(1, pred[:, None]).sum().backward()
+        proj.requires_grad_(True)  # the text queries put the relevance in the graph: no backward through the image encoder, whose cached features stay usable
+        try:
+            out = model(x)
+            rel, logits = out["relevance"], out["grade_logits"]
+            rel.retain_grad()
+            pred = logits.argmax(1)
+            logits.gather(1, pred[:, None]).sum().backward()
+        finally: proj.requires_grad_(False); proj.grad = None
     A, G, grid = rel.detach().float().cpu().numpy(), rel.grad.float().cpu().numpy(), out["grid"]
     qg, valid = query_grades(model), None
     if qg is not None: valid = qg >= 0
