@@ -8,7 +8,6 @@ import math
 import numpy as np
 import torch
 import torch.nn as nn
-from monai.losses import DiceLoss
 
 # %% auto #0
 __all__ = ['SEG_LOSSES', 'tversky_index', 'focal_tversky_loss', 'FocalTverskyLoss', 'TverskyLoss', 'PIDController',
@@ -176,7 +175,9 @@ def make_seg_loss(cfg_loss, # a `LossConfig` (`StudyConfig.loss`); `anti_windup`
     if c.anti_windup not in _ANTI_WINDUP:
         raise ValueError(f"loss.anti_windup must be one of {_ANTI_WINDUP}, found {c.anti_windup!r}")
     if c.name == "ce": return nn.BCEWithLogitsLoss()
-    if c.name == "dice": return DiceLoss(sigmoid=True, smooth_nr=c.eps, smooth_dr=c.eps)
+    if c.name == "dice":
+        from monai.losses import DiceLoss  # here, not at the top: importing MONAI takes seconds that every `lss-study` call would pay
+        return DiceLoss(sigmoid=True, smooth_nr=c.eps, smooth_dr=c.eps)
     if c.name == "tversky": return TverskyLoss(1 - c.beta0, c.beta0, c.eps)
     if c.name == "focal_tversky": return FocalTverskyLoss(1 - c.beta0, c.beta0, c.gamma, c.eps)
     if c.name == "pid_tversky":

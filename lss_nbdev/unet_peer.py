@@ -7,8 +7,6 @@ from __future__ import annotations
 import math, time
 from pathlib import Path
 import numpy as np, pandas as pd, cv2, torch, torch.nn as nn, torch.nn.functional as F
-from monai.networks.nets import UNet
-from monai.losses import DiceCELoss
 from safetensors.torch import load_model
 from tqdm.auto import tqdm
 from .config import StudyConfig
@@ -32,6 +30,7 @@ class PeerUNet(nn.Module):
         if not isinstance(image_size, (int, np.integer)) or image_size < step or image_size % step:
             raise ValueError(f"image_size must be a positive multiple of the product of strides ({step}), found {image_size!r}")
         self.image_size, self.channels, self.strides = int(image_size), tuple(channels), tuple(strides)
+        from monai.networks.nets import UNet  # imported here: MONAI takes seconds to import, and only this peer needs it
         self.net = UNet(spatial_dims=2, in_channels=1, out_channels=1, channels=self.channels, strides=self.strides,
                         num_res_units=num_res_units)
 
@@ -128,6 +127,7 @@ def fit_unet(model:PeerUNet, # from `build_unet`
     val = unet_tensors(model, val_cases, target, pseudo, name="val_cases")
     _seed_everything(cfg.train.seed)
     device = torch.device(device); model.to(device)
+    from monai.losses import DiceCELoss
     loss_fn = DiceCELoss(sigmoid=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr_decoder, weight_decay=cfg.train.weight_decay)
     out = Path(ckpt_dir) if ckpt_dir is not None else None

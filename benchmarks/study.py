@@ -1,0 +1,93 @@
+"""The quick study's time: wall time per stage (from a run's manifest) and the training loop's overhead.
+
+Per stage: seconds, peak memory and status as `make study` recorded them in `<run>/manifest.json`, and the total.
+The loop: for the quick profile's default network on the run's own training tensors, images per second of
+(1) a bare training step (forward, backward, AdamW step on one fixed batch, as `benchmarks/train_step.py`),
+(2) `run_epoch` over the training split, and (3) one `fit` epoch (training, validation, checkpoint); the ratios
+say how much the loop adds to the step. With `--profile`, the top operators of one training epoch
+(`torch.profiler`) and, given a py-spy raw file of a whole study (`py-spy record -f raw`), its top functions.
+
+    python benchmarks/study.py [--run runs/quick] [--profile] [--py-spy FILE]
+"""
+import argparse, collections, json, tempfile, time
+from pathlib import Path
+import pandas as pd, torch
+from lss_nbdev.config import StudyConfig
+from lss_nbdev.runs import Run
+from lss_nbdev.stages import STAGES
+from lss_nbdev.train import build_model, to_tensors, run_epoch, fit
+from lss_nbdev.losses import make_seg_loss
+from lss_nbdev.model import param_groups
+
+def stage_table(run:Path) -> pd.DataFrame:
+    m = json.loads((run/"manifest.json").read_text())
+    t = pd.DataFrame(m["stages"])[["stage", "status", "seconds", "peak_rss_mb"]]
+    return pd.concat([t, pd.DataFrame([dict(stage="total", status="", seconds=t.seconds.sum(), peak_rss_mb=t.peak_rss_mb.max())])])
+
+def loop_rates(run:Path, steps:int=20) -> dict:
+    "Images/s of a bare step, of run_epoch and of a fit epoch, for the quick default network on the run's training split."
+    cfg = StudyConfig.load(run/"config.yaml")
+    torch.set_num_threads(cfg.threads or torch.get_num_threads())
+    pre = Run(cfg, run, STAGES, verbose=False).output("preprocess")
+    torch.manual_seed(0); model = build_model(cfg)
+    tr, va = (to_tensors(pre["splits"][s], model.backbone, cfg.train.seg_target, pre["pseudo"]) for s in ("train", "val"))
+    loss, bs = make_seg_loss(cfg.loss), cfg.train.batch_size
+    opt = torch.optim.AdamW(param_groups(model, cfg.train), weight_decay=cfg.train.weight_decay)
+    x, y, g = tr.pixels[:bs], tr.masks[:bs], tr.grades[:bs]
+    def step():
+        out = model(x)
+        l = loss(out["mask_logits"].float(), y) + torch.nn.functional.cross_entropy(out["grade_logits"].float(), g)
+        opt.zero_grad(); l.backward(); opt.step()
+    model.train(); step(); t = time.perf_counter()
+    for _ in range(steps): step()
+    step_rate = steps * bs / (time.perf_counter() - t)
+    run_epoch(model, tr, loss, cfg, opt, 0); t = time.perf_counter(); run_epoch(model, tr, loss, cfg, opt, 1)
+    epoch_rate = len(tr) / (time.perf_counter() - t)
+    c2 = cfg.replace(**{"train.max_epochs": 2})
+    with tempfile.TemporaryDirectory() as d:
+        fit(model, tr, va, c2.replace(**{"train.max_epochs": 1}), d, progress=False)
+        t = time.perf_counter(); fit(model, tr, va, c2, d, progress=False)  # resumes: exactly one more epoch
+        fit_rate = len(tr) / (time.perf_counter() - t)
+    return dict(images=len(tr), batch=bs, threads=torch.get_num_threads(), step_images_per_s=step_rate,
+                run_epoch_images_per_s=epoch_rate, fit_epoch_images_per_s=fit_rate,
+                run_epoch_over_step=step_rate / epoch_rate, fit_epoch_over_step=step_rate / fit_rate)
+
+def epoch_profile(run:Path, top:int=12) -> str:
+    cfg = StudyConfig.load(run/"config.yaml")
+    pre = Run(cfg, run, STAGES, verbose=False).output("preprocess")
+    model = build_model(cfg); tr = to_tensors(pre["splits"]["train"], model.backbone, cfg.train.seg_target, pre["pseudo"])
+    opt = torch.optim.AdamW(param_groups(model, cfg.train), weight_decay=cfg.train.weight_decay)
+    run_epoch(model, tr, make_seg_loss(cfg.loss), cfg, opt, 0)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        run_epoch(model, tr, make_seg_loss(cfg.loss), cfg, opt, 1)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
+
+def py_spy_top(path:Path, top:int=15) -> pd.DataFrame:
+    "Share of samples per function (inclusive) and per leaf, from `py-spy record -f raw` output."
+    incl, leaf, total = collections.Counter(), collections.Counter(), 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack: continue
+        n, frames = int(n), stack.split(";")
+        total += n; leaf[frames[-1]] += n
+        for f in set(frames): incl[f] += n
+    rows = [dict(kind="leaf", function=f, share=n / total) for f, n in leaf.most_common(top)]
+    rows += [dict(kind="inclusive", function=f, share=n / total) for f, n in incl.most_common(80) if "lss_nbdev" in f][:top]
+    return pd.DataFrame(rows)
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", default="runs/quick"); ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--py-spy", dest="py_spy", default=None, help="a py-spy raw file of a whole `lss-study run`")
+    a = ap.parse_args(); run = Path(a.run)
+    t = stage_table(run)
+    print(t.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print(f"\nstages in total: {t.seconds.iloc[-1] / 60:.1f} min")
+    r = loop_rates(run)
+    print(f"\ntraining ({r['images']} images, batch {r['batch']}, {r['threads']} threads): bare step {r['step_images_per_s']:.1f} img/s, "
+          f"run_epoch {r['run_epoch_images_per_s']:.1f} img/s ({r['run_epoch_over_step']:.2f}× the step's time per image), "
+          f"fit epoch with validation and checkpoint {r['fit_epoch_images_per_s']:.1f} img/s ({r['fit_epoch_over_step']:.2f}×)")
+    if a.profile: print("\none training epoch, top operators:\n" + epoch_profile(run))
+    if a.py_spy: print("\nthe whole study, py-spy:\n" + py_spy_top(Path(a.py_spy)).to_string(index=False, float_format=lambda v: f"{v:.1%}"))
+
+if __name__ == "__main__": main()
