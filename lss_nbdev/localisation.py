@@ -302,8 +302,12 @@ def baseline_maps(model, # an LSSNet
 def localisation_maps(model, # an LSSNet
                       images, # B grey images H×W in [0, 1], one size
                       methods=None, # names from XATTN_VARIANTS, CAM_METHODS, BASELINES; None: all
+                      batch_size:int|None=None, # images per forward pass (a large token grid, e.g. LiteMedSAM's, needs few); None: all at once
                      )->dict: # method -> float32 B×H×W in [0, 1] (cross-attention variants absent without text→patch relevance)
     "Every map of every method for a batch of images."
+    if batch_size is not None and len(images) > batch_size:
+        parts = [localisation_maps(model, images[i:i + batch_size], methods) for i in range(0, len(images), batch_size)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     every = XATTN_VARIANTS + CAM_METHODS + BASELINES
     methods = every if methods is None else tuple(methods)
     bad = [m for m in methods if m not in every]
@@ -341,6 +345,7 @@ def localisation_cases(model, # an LSSNet
                        steps:int=8, # deletion-curve points after the first
                        baseline:str="blur", # "blur" or "mean": what replaces a deleted cell
                        seed:int=0, # random deletion order of case i is seeded with (seed, i)
+                       batch_size:int|None=None, # images per forward pass of `localisation_maps`; None: all at once
                       )->pd.DataFrame: # one row per case and method: the scores in LOC_METRICS and the case's grade, prediction, confidence
     "Localisation and deletion scores of every map of one model on every case."
     if not len(cases): raise ValueError("cases is empty")
@@ -350,7 +355,7 @@ def localisation_cases(model, # an LSSNet
         if missing: raise ValueError(f"{len(missing)} case(s) have no true mask (e.g. {missing[0]}); pass targets (e.g. pseudo-masks)")
         targets = [c.mask for c in cases]
     if len(targets) != len(cases): raise ValueError(f"targets has {len(targets)} masks for {len(cases)} cases")
-    maps = localisation_maps(model, images, methods) if maps is None else maps
+    maps = localisation_maps(model, images, methods, batch_size) if maps is None else maps
     x = _pixels(_frozen(model), images)
     probs, _, grid = _predict(model, x)
     conf = probs if confidence is None else np.asarray(confidence, dtype=np.float64)

@@ -4,7 +4,6 @@
 
 # %% ../nbs/27_stages.ipynb #a499a083
 from __future__ import annotations
-import time
 from dataclasses import fields
 from pathlib import Path
 import numpy as np, pandas as pd, cv2, torch
@@ -323,7 +322,7 @@ def stage_localisation(run:Run, preprocess:dict, train:dict, evaluate:dict, expl
     "Where explanations point and whether the grade depends on them: every model × map on the test split, relevance chosen on validation."
     cfg, sp, variants = run.cfg, preprocess["splits"], train["variants"]
     if not sp.get("test") or not sp.get("val"): return None
-    t0, s = time.perf_counter(), LOC_SETTINGS
+    s = LOC_SETTINGS
     models = {n: load_trained(run, n, v) for n, v in variants.items()}
     vt, vname = _split_targets(sp["val"], preprocess["pseudo"])
     val = pd.concat([localisation_cases(m, sp["val"], vt, vname, methods=XATTN_VARIANTS, model_name=n, deletion=False,
@@ -366,8 +365,7 @@ def stage_localisation(run:Run, preprocess:dict, train:dict, evaluate:dict, expl
     import matplotlib.pyplot as plt
     plt.close("all")
     heatmaps = {} if kept is None else {c.case_id: maps[name][kept][i].astype(np.float16) for i, c in enumerate(test)}
-    return dict(kept=kept, model=name, target=tname, scores=scores, heatmaps=heatmaps, table=table, choice=choice,
-                seconds=time.perf_counter() - t0)
+    return dict(kept=kept, model=name, target=tname, scores=scores, heatmaps=heatmaps, table=table, choice=choice)
 
 # %% ../nbs/27_stages.ipynb #f94c56d9
 def real_variants(cfg:StudyConfig, feature_cache=None) -> dict:
@@ -404,9 +402,8 @@ def _real_localisation(run:Run, name:str, v:StudyConfig, test:list) -> pd.DataFr
     "Localisation scores of one real-data LSSNet's maps against the real masks (no grades: no deletion curves; no CAM through a frozen cached encoder)."
     model = load_trained(run, f"real {name}", v, *REAL_KEYS)
     methods = XATTN_VARIANTS + BASELINES + (() if v.model.backbone == "medsam" else CAM_METHODS)
-    return pd.concat([localisation_cases(model, test[i:i + 4], model_name=name, methods=methods, deletion=False,  # 4 at a time: LiteMedSAM's
-                                         ring_px=LOC_SETTINGS["ring_px"], tol_px=LOC_SETTINGS["tol_px"])  # 64×64 token grid is large
-                      for i in range(0, len(test), 4)], ignore_index=True)
+    return localisation_cases(model, test, model_name=name, methods=methods, deletion=False, batch_size=4,  # LiteMedSAM's 64×64 token
+                              ring_px=LOC_SETTINGS["ring_px"], tol_px=LOC_SETTINGS["tol_px"])  # grid for 16 slices at once ran out of memory
 
 def stage_real(run:Run) -> dict|None:
     "LSSNet per backbone, the U-Net peer, LiteMedSAM (oracle box; box of LSSNet's mask) and Algorithm 1 against real masks."
@@ -537,6 +534,7 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, 
     trained_on = (f"cross-fitted predictions of '{crossfit['model']}' ({cfg.arrg.cross_fit_folds} folds of training patients)"
                   if crossfit["masks"] is not None else "the training targets and true grades")
     scores, grading, tables = {}, [], {}
+    vlm_train_in = _decoder_inputs(cfg, preprocess, crossfit)[0] if cfg.arrg.vlm_path else None  # the decoder's training inputs
     for name, p in preds.items():
         probs = calibrated[name]
         test_in, skipped = inputs_from_cases(sp["test"], masks=p["mask_probs"], grade_probs=probs)
@@ -551,9 +549,8 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, 
         grading.append(grading_row(rep, name))
         v = train["variants"][name]
         if cfg.arrg.vlm_path and v.model.backbone in VLM_FAMILIES:
-            train_in, _ = _decoder_inputs(cfg, preprocess, crossfit)
             key = f"{model_key(name, v)}-{cfg.hash(*ARRG_TRAINING_KEYS, 'arrg.beam_size', 'arrg.vlm_epochs')}-{run.key('crossfit')}"
-            own = run.cache("vlm_reports", key, _vlm_reports, run, name, v, train_in, test_in)["findings"]
+            own = run.cache("vlm_reports", key, _vlm_reports, run, name, v, vlm_train_in, test_in)["findings"]
             vrep = report_table(lambda inputs: own, test_in, cfg)
             scores[f"{name} · own language model (LoRA)"] = nlg_scores(list(vrep.reference), list(vrep.findings))
             grading.append(grading_row(vrep, f"{name} · own language model (LoRA)"))
