@@ -7,7 +7,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install study results test test-slow export readme bench
+.PHONY: install study results test test-slow export readme bench bench-study
 
 install: $(VENV)/.installed
 
@@ -18,10 +18,15 @@ $(VENV)/.installed: settings.ini setup.py
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# make study is one process that owns both cores: OpenMP workers may spin briefly between operators (GOMP_SPINCOUNT;
+# training 45-53 img/s under PASSIVE against 58-71 with it on an AMD EPYC 2-core VM, same numbers). Tests keep PASSIVE: with two
+# notebook kernels at once, spinning workers starve each other (15 against 35 img/s per process, measured).
+STUDY_ENV := GOMP_SPINCOUNT=10000
+
 study: install
-	$(BIN)/lss-study run --data phantom --profile quick --out runs/quick
+	$(STUDY_ENV) $(BIN)/lss-study run --data phantom --profile quick --out runs/quick
 	$(BIN)/python -c "import shutil; from lss_nbdev.predict import write_phantom_study as w; shutil.rmtree('runs/quick/phantom_patient', ignore_errors=True); print(w('runs/quick/phantom_patient', seed=2026))"
-	$(BIN)/lss-study predict --run runs/quick runs/quick/phantom_patient --out runs/quick/predict_phantom
+	$(STUDY_ENV) $(BIN)/lss-study predict --run runs/quick runs/quick/phantom_patient --out runs/quick/predict_phantom
 
 test: install
 	$(BIN)/nbdev_test --n_workers 2
@@ -46,6 +51,10 @@ results:
 # README.md is generated from nbs/index.ipynb (nbdev_readme needs quarto, which cannot be installed offline)
 readme: install
 	$(BIN)/jupyter nbconvert --to markdown --no-input --stdout nbs/index.ipynb 2>/dev/null | sed 's|](images/|](nbs/images/|g' > README.md
+
+# the study's per-stage times and loop rates, under the same thread settings as make study
+bench-study: install
+	$(STUDY_ENV) $(BIN)/python benchmarks/study.py
 
 bench: install
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

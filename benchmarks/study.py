@@ -11,8 +11,8 @@ say how much the loop adds to the step. With `--profile`, the top operators of o
 """
 import argparse, collections, json, tempfile, time
 from pathlib import Path
+from lss_nbdev.config import StudyConfig  # first: the package sets the OpenMP wait policy before torch loads, as in make study
 import pandas as pd, torch
-from lss_nbdev.config import StudyConfig
 from lss_nbdev.runs import Run
 from lss_nbdev.stages import STAGES
 from lss_nbdev.train import build_model, to_tensors, run_epoch, fit

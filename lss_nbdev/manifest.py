@@ -52,7 +52,7 @@ def environment() -> dict:
                 torch=dict(version=torch.__version__, cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version() if cuda else None,
                            cuda_available=cuda, device_name=torch.cuda.get_device_name(0) if cuda else None,
                            num_threads=torch.get_num_threads(), num_interop_threads=torch.get_num_interop_threads()),
-                cpu=_cpu(), threads_env={k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+                cpu=_cpu(), threads_env={k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")},
                 code=_git(REPO))
 
 def seeds(cfg:StudyConfig) -> dict:

@@ -11,9 +11,9 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .backbones import Backbone, _grey_batch, _minilm_dir, masked_mean
 
 # %% auto #0
-__all__ = ['ENCODER_SIZE', 'WHEEL', 'WHEEL_NAME', 'FEATURE_CACHE_VERSION', 'litemedsam_weights', 'load_litemedsam',
-           'MedSAMBackbone', 'encoder_identity', 'feature_key', 'image_key', 'cached_features', 'mask_box',
-           'medsam_box_segment']
+__all__ = ['ENCODER_SIZE', 'WHEEL', 'WHEEL_NAME', 'FEATURE_CACHE_VERSION', 'ENCODER_CHUNK', 'litemedsam_weights',
+           'load_litemedsam', 'MedSAMBackbone', 'encoder_identity', 'feature_key', 'image_key', 'cached_features',
+           'mask_box', 'medsam_box_segment']
 
 # %% ../nbs/13a_medsam.ipynb #ed39cee8
 ENCODER_SIZE = 256  # LiteMedSAM's input side; its embedding is 256 channels on a 64×64 grid
@@ -225,6 +225,8 @@ def _atomic_write(path:Path, write):
         Path(tmp).unlink(missing_ok=True)
         raise
 
+ENCODER_CHUNK = 2  # images per encoder pass when filling the cache: its 256×256×256 first stage is memory-bound on a CPU
+
 def _cached_tokens(backbone:MedSAMBackbone, pixels:torch.Tensor, cache_dir) -> torch.Tensor:
     "Pooled tokens B×N×256 of `pixels`, read from `cache_dir` where present, computed (in one batch) and written where not."
     if not backbone.encoder_frozen:
@@ -249,7 +251,8 @@ def _cached_tokens(backbone:MedSAMBackbone, pixels:torch.Tensor, cache_dir) -> t
         if a is None: miss.append(i)
         else: out[i] = torch.from_numpy(a)
     if miss:
-        fresh = backbone._fresh_tokens(pixels[miss]).detach().float().cpu()
+        fresh = torch.cat([backbone._fresh_tokens(pixels[miss[i:i + ENCODER_CHUNK]]).detach().float().cpu()  # a few at a time:
+                           for i in range(0, len(miss), ENCODER_CHUNK)])  # same bytes, 1.4 s/image at 2 against 2.1 at 8 (2 cores)
         for t, i in zip(fresh, miss):
             _atomic_write(files[i], lambda f, a=t.numpy(): np.save(f, a))
             out[i] = t
