@@ -191,7 +191,7 @@ def make_slice(sac_area_mm2:float, # dural-sac cross-sectional area the slice mu
     # Rician noise: magnitude of the signal plus complex Gaussian noise
     n = np.empty((2, SIZE, SIZE), np.float32)
     cv2.setRNGSeed(int(rng.integers(2 ** 31)))  # OpenCV's generator, seeded from rng: ~10x faster than numpy's
-    cv2.randn(n, 0, scale / an["snr"])
+    cv2.randn(n.reshape(2 * SIZE, SIZE), 0, scale / an["snr"])  # a 2-D view: OpenCV >= 5.1 reads a 3-D array as channels; same values
     raw = np.minimum(cv2.magnitude(sig + n[0], n[1]), 4095) + .5
     return raw.astype(np.uint16), mask
 
