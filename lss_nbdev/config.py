@@ -310,7 +310,7 @@ PROFILES = {
     "quick": dict(profile_name="quick", device="cpu", threads=2,
                   data=dict(n_patients=72),
                   model=dict(d_shared=64, image_size=112, patch_size=8),
-                  train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=4),
+                  train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=3),
                   arrg=dict(epochs=15, cross_fit_folds=2, vlm_path=False),
                   eval=dict(n_bootstrap=500),
                   real=dict(source="folder:data/spider_examples/cases.csv", notes="data/real_notes/radiologists_notes_1-120.csv")),
