@@ -5,7 +5,7 @@ The loop: for the quick profile's default network on the run's own training tens
 (1) a bare training step (forward, backward, AdamW step on one fixed batch, as `benchmarks/train_step.py`),
 (2) `run_epoch` over the training split, and (3) one `fit` epoch (training, validation, checkpoint); the ratios
 say how much the loop adds to the step. With `--profile`, the top operators of one training epoch
-(`torch.profiler`) and, given a py-spy raw file of a whole study (`py-spy record -f raw`), its top functions.
+(`torch.profiler`) and, given a py-spy raw file of a study or of some of its stages (`py-spy record -f raw`), its top functions.
 
     python benchmarks/study.py [--run runs/quick] [--profile] [--py-spy FILE]
 """
@@ -78,7 +78,7 @@ def py_spy_top(path:Path, top:int=15) -> pd.DataFrame:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", default="runs/quick"); ap.add_argument("--profile", action="store_true")
-    ap.add_argument("--py-spy", dest="py_spy", default=None, help="a py-spy raw file of a whole `lss-study run`")
+    ap.add_argument("--py-spy", dest="py_spy", default=None, help="a py-spy raw file of an `lss-study run` (the whole study, or some --stages)")
     a = ap.parse_args(); run = Path(a.run)
     t = stage_table(run)
     print(t.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
@@ -88,6 +88,6 @@ def main():
           f"run_epoch {r['run_epoch_images_per_s']:.1f} img/s ({r['run_epoch_over_step']:.2f}× the step's time per image), "
           f"fit epoch with validation and checkpoint {r['fit_epoch_images_per_s']:.1f} img/s ({r['fit_epoch_over_step']:.2f}×)")
     if a.profile: print("\none training epoch, top operators:\n" + epoch_profile(run))
-    if a.py_spy: print("\nthe whole study, py-spy:\n" + py_spy_top(Path(a.py_spy)).to_string(index=False, float_format=lambda v: f"{v:.1%}"))
+    if a.py_spy: print(f"\npy-spy of {a.py_spy}:\n" + py_spy_top(Path(a.py_spy)).to_string(index=False, float_format=lambda v: f"{v:.1%}"))
 
 if __name__ == "__main__": main()
