@@ -22,7 +22,7 @@ $(VENV)/.installed: settings.ini setup.py
 # training 45-53 img/s under PASSIVE against 58-71 with it on an AMD EPYC 2-core VM, same numbers). Tests keep PASSIVE: with two
 # notebook kernels at once, spinning workers starve each other (15 against 35 img/s per process, measured).
 # glibc malloc keeps freed memory up to the 32 MiB mmap ceiling instead of handing it back and page-faulting fresh zeroed pages on the
-# next batch (LiteMedSAM encoder 1.2 -> 0.75 s/image, minor faults 389k -> 7k per image; a training epoch ~5 % faster; same bytes).
+# next batch (LiteMedSAM encoder 1.2 -> 0.75 s/image, minor faults 389k -> 7k per image; a training epoch: within the host's noise; same bytes).
 STUDY_ENV := GOMP_SPINCOUNT=10000 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2147483648 MALLOC_TOP_PAD_=268435456
 
 study: install
