@@ -36,7 +36,8 @@ def main(argv=None):
     ap.add_argument("--patients", type=int, default=5, help="phantom patients to predict")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads while predicting (predict's default: 1)")
     a = ap.parse_args(argv)
-    from lss_nbdev.predict import load_pipeline, predict, read_study, run_pipeline, write_phantom_study, torch_threads
+    from lss_nbdev.predict import load_pipeline, predict, read_study, run_pipeline, write_phantom_study
+    from lss_nbdev.runs import torch_threads
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         run = Path(a.run) if a.run else tiny_run(d/"run")

@@ -114,6 +114,7 @@ class TrainConfig:
     seg_target: str = "pseudo"  # "pseudo" (the paper's) or "anatomical" (phantom truth)
     bf16: bool = True  # autocast on CUDA only
     seed: int = 0  # training's: initialisation and batch order
+    threads: int | None = None  # torch threads of each training run and its predictions (part of the model's key: the sums add in this order); None: the study's `threads`
     seeds: tuple = (0, 1, 2)  # training seeds of the ablation and of the headline models' mean ± sd
     ablation_epochs: int | None = None  # epochs of each ablation run; None = max_epochs
     ablation_pid_gains: dict = field(default_factory=lambda: {  # extra PID-Tversky runs of the ablation: name -> gains
@@ -310,7 +311,7 @@ PROFILES = {
     "quick": dict(profile_name="quick", device="cpu", threads=2,
                   data=dict(n_patients=72),
                   model=dict(d_shared=64, image_size=112, patch_size=8),
-                  train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=3),
+                  train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=3, threads=1),
                   arrg=dict(epochs=15, cross_fit_folds=2, vlm_path=False),
                   eval=dict(n_bootstrap=500),
                   real=dict(source="folder:data/spider_examples/cases.csv", notes="data/real_notes/radiologists_notes_1-120.csv")),

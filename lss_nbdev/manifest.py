@@ -67,7 +67,7 @@ def write_manifest(run:Run, env:dict|None=None) -> Path:
     "`manifest.json` of the run: environment, config hash, seeds, and what each stage of this invocation did."
     m = dict(written=time.strftime("%Y-%m-%dT%H:%M:%S%z"), out=str(run.out), profile=run.cfg.profile_name, data=run.cfg.data.source,
              device_asked=run.cfg.device, config_hash=run.cfg.hash(), seeds=seeds(run.cfg), environment=env or environment(),
-             stages=[{k: v for k, v in r.items() if k != "files"} for r in run.records])
+             workers=run.workers, stages=[{k: v for k, v in r.items() if k != "files"} for r in run.records], jobs=run.jobs)
     p = run.out/"manifest.json"; tmp = p.with_suffix(".tmp")
     tmp.write_text(json.dumps(m, indent=1, default=str)); os.replace(tmp, p)
     return p
@@ -79,6 +79,7 @@ def manifest_summary(path) -> list:
     commit = "not a git checkout" if code["commit"] is None else f"`{code['commit'][:10]}`" + (" (uncommitted changes)" if code["dirty"] else "")
     device = e["torch"]["device_name"] or f"CPU: {e['cpu']['model']} ({e['cpu']['logical_cores']} logical cores, torch {e['torch']['num_threads']} threads)"
     lines = [f"Code {commit} · torch {e['torch']['version']} (CUDA {e['torch']['cuda']}, cuDNN {e['torch']['cudnn']}) · {device} · "
-             f"seeds {m['seeds']} ([manifest.json](manifest.json))", "", "| stage | status | seconds | peak RSS (MB) |", "|---|---|---|---|"]
+             f"seeds {m['seeds']} · training runs {m.get('workers', 1)} at a time ([manifest.json](manifest.json))", "",
+             "| stage | status | seconds | peak RSS (MB) |", "|---|---|---|---|"]
     lines += [f"| {s['stage']} | {s['status']} | {s['seconds']:.1f} | {s.get('peak_rss_mb', '')} |" for s in m["stages"]]
     return lines

@@ -5,7 +5,6 @@
 # %% ../nbs/27b_predict.ipynb #6a28d7aa
 from __future__ import annotations
 import base64, hashlib, hmac, html, json, os, pickle, re, secrets, shutil, time, warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, cv2, torch, pydicom
@@ -28,7 +27,7 @@ from .masks import affected_area, template_grade
 from .explain import evidence_record, relevance_heatmap, heatmap_overlay, OVERLAY_COLOURS
 from .report_template import ReportInput
 from .report_decoder import load_arrg, report_table
-from .runs import Run, checkpoint_dir, _slug
+from .runs import Run, checkpoint_dir, _slug, torch_threads
 from .train import build_model, load_checkpoint
 from .stages import STAGES, ARRG_TRAINING_KEYS
 
@@ -38,8 +37,7 @@ __all__ = ['RSNA_NAMES', 'DICOM_SUFFIXES', 'IMAGE_SUFFIXES', 'RSNA_AXIAL', 'SEG_
            'geometry_blocks', 'read_dicom_study', 'axial_slices', 'read_nifti_study', 'read_slice_folder', 'read_study',
            'write_axial_study', 'write_phantom_study', 'stage_output', 'Pipeline', 'load_pipeline', 'calibrate',
            'run_pipeline', 'levels_table', 'overlay_image', 'png_bytes', 'scrubbed_source', 'write_canal_seg',
-           'report_markdown', 'report_json', 'index_html', 'pseudonym_for', 'torch_threads', 'predict',
-           'find_identifiers']
+           'report_markdown', 'report_json', 'index_html', 'pseudonym_for', 'predict', 'find_identifiers']
 
 # %% ../nbs/27b_predict.ipynb #395908df
 RSNA_NAMES = {g: n for n, g in RSNA_GRADES.items()}  # "A" -> "Normal/Mild", "BC" -> "Moderate", "D" -> "Severe"
@@ -784,14 +782,6 @@ def pseudonym_for(patient_key:str, # what identifies the patient (never written 
         except OSError as e: raise ValueError(f"--run {run_dir}: cannot keep the pseudonym key there ({e.strerror}); give --id") from None
     key = kf.read_text().strip().encode()
     return "P-" + hmac.new(key, patient_key.encode(), hashlib.sha256).hexdigest()[:10]
-
-@contextmanager
-def torch_threads(n:int|None): # threads for torch's intra-op pool inside the block; None: unchanged
-    "Run a block with `n` torch threads, then restore the setting."
-    prev = torch.get_num_threads()
-    if n: torch.set_num_threads(int(n))
-    try: yield
-    finally: torch.set_num_threads(prev)
 
 def _run_config(run_dir:Path) -> StudyConfig:
     "The run's config.yaml (its data.series_pattern and data.levels), or the defaults when it has none."

@@ -4,9 +4,12 @@
 
 # %% ../nbs/26_runs.ipynb #9580be77
 from __future__ import annotations
-import hashlib, inspect, os, pickle, threading, time
+import hashlib, inspect, multiprocessing, os, pickle, threading, time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Callable
+from tqdm.auto import tqdm
 import psutil
 from pathlib import Path
 import pandas as pd
@@ -25,8 +28,8 @@ from .backbones import DEFAULT_WEIGHTS
 # %% auto #0
 __all__ = ['DATA_KINDS', 'REAL_KINDS', 'REPO', 'STUDY_DESIGN_KEYS', 'TRAINING_KEYS', 'parse_data_spec', 'load_cohort',
            'resolve_data_path', 'parse_real_spec', 'load_real_cohort', 'StageCache', 'write_table', 'cohort_table',
-           'Stage', 'Run', 'resolve_device', 'model_label', 'with_backbone', 'model_variants', 'model_key',
-           'checkpoint_dir', 'load_trained']
+           'Stage', 'torch_threads', 'Run', 'resolve_device', 'model_label', 'with_backbone', 'model_variants',
+           'model_key', 'checkpoint_dir', 'load_trained']
 
 # %% ../nbs/26_runs.ipynb #a857b776
 DATA_KINDS = ("phantom", "mendeley", "rsna", "folder")
@@ -145,12 +148,21 @@ class Stage:
         except (OSError, TypeError): src = self.fn.__code__.co_code.hex()
         return hashlib.sha256(f"{src}\n{self.version}".encode()).hexdigest()[:12]
 
+def _rss(proc:psutil.Process) -> int:
+    "Resident bytes of a process and of its children (the training workers)."
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        try: total += child.memory_info().rss
+        except psutil.Error: pass
+    return total
+
 class _PeakRSS:
-    "Peak resident memory (MB) of this process while the block runs, sampled every 0.2 s (and CUDA's peak when present)."
+    "Peak resident memory (MB) of this process and its children while the block runs, sampled every 0.2 s (and CUDA's peak when present)."
     def __enter__(self):
-        self.proc, self.peak, self.stop = psutil.Process(), psutil.Process().memory_info().rss, threading.Event()
+        self.proc, self.stop = psutil.Process(), threading.Event()
+        self.peak = _rss(self.proc)
         def sample():
-            while not self.stop.wait(0.2): self.peak = max(self.peak, self.proc.memory_info().rss)
+            while not self.stop.wait(0.2): self.peak = max(self.peak, _rss(self.proc))
         self.thread = threading.Thread(target=sample, daemon=True); self.thread.start()
         import torch
         self.cuda = torch.cuda.is_available()
@@ -158,16 +170,72 @@ class _PeakRSS:
         return self
     def __exit__(self, *exc):
         self.stop.set(); self.thread.join()
-        self.peak_mb = max(self.peak, self.proc.memory_info().rss) / 2**20
+        self.peak_mb = max(self.peak, _rss(self.proc)) / 2**20
         import torch
         self.cuda_peak_mb = torch.cuda.max_memory_allocated() / 2**20 if self.cuda else None
 
+@contextmanager
+def torch_threads(n:int|None): # threads for torch's intra-op pool inside the block; None: unchanged
+    "Run a block with `n` torch threads, then restore the setting."
+    import torch
+    prev = torch.get_num_threads()
+    if n: torch.set_num_threads(int(n))
+    try: yield
+    finally: torch.set_num_threads(prev)
+
+def _worker_init(threads:int):
+    "A training worker: `threads` torch and OpenCV threads (cores / workers, no oversubscription), deterministic algorithms."
+    import cv2, torch
+    torch.set_num_threads(threads); torch.set_num_interop_threads(1); cv2.setNumThreads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+def _cache_job(root, name:str, key:str, fn, args, kwargs) -> float:
+    "Compute one cache entry in a worker (`StageCache`: written atomically); its seconds."
+    t0 = time.perf_counter()
+    StageCache(root)(name, key, fn, *args, **kwargs)
+    return time.perf_counter() - t0
+
 class Run:
     "One study run: the config, the run directory, the stage graph, and what each stage did."
-    def __init__(self, cfg:StudyConfig, out, stages:dict|None=None, verbose:bool=True):
-        self.cfg, self.out, self.stages, self.verbose = cfg, Path(out), stages or {}, verbose
+    def __init__(self, cfg:StudyConfig, out, stages:dict|None=None, verbose:bool=True,
+                 workers:int=1): # cache entries `cache_many` computes at once, each in its own process; 1: one at a time, in this one
+        self.cfg, self.out, self.stages, self.verbose, self.workers = cfg, Path(out), stages or {}, verbose, max(1, int(workers))
         self.cache = StageCache(self.out/"cache")
         self.outputs, self.records, self._keys, self._writing = {}, [], {}, None
+        self.jobs, self._stage, self._pool = [], None, None
+
+    def __reduce__(self): return (Run, (self.cfg, self.out))  # a worker needs only the config and the folder
+
+    def cache_many(self, jobs:list, # (name, key, fn, args, kwargs) per cache entry, as for `StageCache`
+                   desc:str="jobs", # the progress bar's label
+                  )->list: # every job's output, in order
+        "Outputs of many cache entries; the missing ones computed `workers` at a time in worker processes (spawned, so `fn` must be importable)."
+        todo = [j for j in jobs if (j[0], j[1]) not in self.cache]
+        if self.workers == 1 or len(todo) < 2:
+            for j in tqdm(todo, desc=desc, unit="run", disable=not todo):
+                t0 = time.perf_counter(); self.cache(j[0], j[1], j[2], *j[3], **j[4]); self._job_record(j, time.perf_counter() - t0, 1)
+        else:
+            if self._pool is None:
+                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_worker_init, initargs=(max(1, cores // self.workers),))
+            futures = {self._pool.submit(_cache_job, self.cache.root, *j): j for j in todo}
+            try:
+                for f in tqdm(as_completed(futures), total=len(futures), desc=f"{desc} ({self.workers} at a time)", unit="run"):
+                    self._job_record(futures[f], f.result(), self.workers)
+            except BaseException as e:
+                for f in futures: f.cancel()
+                failed = next((j for f, j in futures.items() if f.done() and not f.cancelled() and f.exception() is not None), None)
+                if failed is not None: print(f"{desc}: {failed[0]} {failed[1]} failed: {type(e).__name__}: {e}")
+                self.close(); raise
+        return [self.cache(j[0], j[1], j[2], *j[3], **j[4]) for j in jobs]
+
+    def _job_record(self, job, seconds:float, workers:int):
+        self.jobs.append(dict(stage=self._stage, name=job[0], key=job[1], seconds=round(seconds, 2), workers=workers))
+
+    def close(self):
+        "Shut the worker processes down (`run_study` does, when the run ends or stops)."
+        if self._pool is not None: self._pool.shutdown(wait=True, cancel_futures=True); self._pool = None
 
     def key(self, name:str) -> str:
         "The stage's cache key: its config keys, its inputs' keys and its code."
@@ -196,11 +264,11 @@ class Run:
             print(f"stage {name}: skipped: it reads {', '.join(skipped)}, which {'was' if len(skipped) == 1 else 'were'} skipped")
         else:
             inputs = {r: self.output(r) for r in st.reads}
-            self._writing, outer = [], self._writing
+            self._writing, outer, outer_stage, self._stage = [], self._writing, self._stage, name
             try:
                 with _PeakRSS() as mem: out = st.fn(self, **inputs)
                 files = {str(p.relative_to(self.out)): p.read_bytes() for p in self._writing if p.exists()}
-            finally: self._writing = outer
+            finally: self._writing, self._stage = outer, outer_stage
             saved = dict(output=out, files=files, seconds=time.perf_counter() - t0)
             tmp = path.with_suffix(".tmp")
             with open(tmp, "wb") as f: pickle.dump(saved, f, protocol=pickle.HIGHEST_PROTOCOL)

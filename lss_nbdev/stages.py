@@ -35,14 +35,14 @@ from .medsam import mask_box, medsam_box_segment
 from .notes import load_notes, notes_grade_table
 from .phantom import make_cohort
 from .runs import (Run, Stage, load_cohort, load_real_cohort, resolve_data_path, cohort_table, resolve_device, model_variants, model_label,
-                            with_backbone, model_key, checkpoint_dir, load_trained, _slug, TRAINING_KEYS)
+                            with_backbone, model_key, checkpoint_dir, load_trained, torch_threads, _slug, TRAINING_KEYS)
 
 # %% auto #0
 __all__ = ['REAL_KEYS', 'ARRG_TRAINING_KEYS', 'STAGES', 'needs', 'notes_table', 'stage_cohort', 'stage_preprocess', 'prefix_dir',
-           'train_and_predict', 'evaluate_model', 'train_variants', 'ablation_prefix', 'stage_train', 'stage_evaluate',
-           'write_evaluation_tables', 'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics',
-           'stage_explain', 'stage_localisation', 'real_variants', 'stage_real', 'stage_crossfit', 'stage_arrg',
-           'stage_seeds']
+           'train_and_predict', 'training_job', 'evaluate_model', 'train_variants', 'ablation_prefix', 'stage_train',
+           'stage_evaluate', 'write_evaluation_tables', 'stage_ablation', 'paired_tests', 'power_table',
+           'stage_statistics', 'stage_explain', 'stage_localisation', 'real_variants', 'train_unet', 'stage_real',
+           'stage_crossfit', 'stage_arrg', 'stage_seeds']
 
 # %% ../nbs/27_stages.ipynb #0637766a
 def needs(cohort:Cohort, stage:str, *parts:str) -> bool:
@@ -119,20 +119,29 @@ def prefix_dir(run:Run, cfg:StudyConfig, splits:dict, epochs:int, *extra_keys:st
 
 def train_and_predict(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:dict, *extra_keys:str,
                       keep_prefix:int|None=None, # keep the first that many epochs (`prefix_dir`) for a shorter run of this model
+                      progress:bool=True, # a progress bar over epochs
                      ) -> dict:
-    "Train one model (resuming from its checkpoints, or from a longer run's first epochs) and predict the test split at the original image size."
-    model = build_model(cfg)
-    tensors = {s: to_tensors(splits[s], model.backbone, cfg.train.seg_target, pseudo) for s in ("train", "val", "test")}
-    device = resolve_device(cfg)
-    out, prefix = checkpoint_dir(run, name, cfg, *extra_keys), prefix_dir(run, cfg, splits, cfg.train.max_epochs, *extra_keys)
-    if not (out/"state.pt").exists() and prefix.exists(): copy_checkpoint(prefix, out)
-    keep = (keep_prefix, prefix_dir(run, cfg, splits, keep_prefix, *extra_keys)) if keep_prefix and keep_prefix < cfg.train.max_epochs else None
-    log = fit(model, tensors["train"], tensors["val"], cfg, out, device=device, snapshot=keep, progress=True)
-    pr = predict(model, tensors["test"], device=device, bf16=cfg.train.bf16)
-    val = predict(model, tensors["val"], device=device, bf16=cfg.train.bf16)
+    "Train one model on `train.threads` threads (resuming from its checkpoints, or from a longer run's first epochs) and predict the test split at the original image size."
+    with torch_threads(cfg.train.threads):
+        model = build_model(cfg)
+        tensors = {s: to_tensors(splits[s], model.backbone, cfg.train.seg_target, pseudo) for s in ("train", "val", "test")}
+        device = resolve_device(cfg)
+        out, prefix = checkpoint_dir(run, name, cfg, *extra_keys), prefix_dir(run, cfg, splits, cfg.train.max_epochs, *extra_keys)
+        if not (out/"state.pt").exists() and prefix.exists(): copy_checkpoint(prefix, out)
+        before = torch.load(out/"state.pt", weights_only=False)["epoch"] + 1 if (out/"state.pt").exists() else 0
+        keep = (keep_prefix, prefix_dir(run, cfg, splits, keep_prefix, *extra_keys)) if keep_prefix and keep_prefix < cfg.train.max_epochs else None
+        log = fit(model, tensors["train"], tensors["val"], cfg, out, device=device, snapshot=keep, progress=progress)
+        pr = predict(model, tensors["test"], device=device, bf16=cfg.train.bf16)
+        val = predict(model, tensors["val"], device=device, bf16=cfg.train.bf16)
     probs = [cv2.resize(p, c.raw.shape[::-1], interpolation=cv2.INTER_LINEAR) for p, c in zip(pr["mask_probs"], splits["test"])]
     return dict(log=log, mask_probs=probs, grade_probs=pr["grade_probs"], relevance=pr["relevance"],
-                val_grade_probs=val["grade_probs"], grid=model.backbone.image_size // model.backbone.patch_size)
+                val_grade_probs=val["grade_probs"], grid=model.backbone.image_size // model.backbone.patch_size,
+                epochs_trained=len(log) - before, train_images=len(tensors["train"]))
+
+def training_job(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:dict, *extra_keys:str, keep_prefix:int|None=None) -> tuple:
+    "The `Run.cache_many` job that trains one model and predicts its test split, cached under its `model_key`."
+    return ("predictions", model_key(name, cfg, *extra_keys), train_and_predict, (run, name, cfg, splits, pseudo, *extra_keys),
+            dict(keep_prefix=keep_prefix, progress=run.workers == 1))
 
 def evaluate_model(cfg:StudyConfig, pre:dict, name:str, pred:dict) -> dict:
     "Per-case segmentation scores against both targets, and grade predictions from the head and from the area."
@@ -160,9 +169,8 @@ def stage_train(run:Run, preprocess:dict) -> dict|None:
     "Train every model variant (each cached by the config keys training reads) and predict the test split."
     sp = preprocess["splits"]
     variants = train_variants(run, sp)
-    preds = {name: run.cache("predictions", model_key(name, v), train_and_predict, run, name, v, sp, preprocess["pseudo"],
-                             keep_prefix=ablation_prefix(run.cfg, v))
-             for name, v in tqdm(variants.items(), desc="models", unit="model")}
+    jobs = [training_job(run, name, v, sp, preprocess["pseudo"], keep_prefix=ablation_prefix(run.cfg, v)) for name, v in variants.items()]
+    preds = dict(zip(variants, run.cache_many(jobs, desc="models")))
     plot_training_curves({n: p["log"] for n, p in preds.items()}, run.figure("training_curves"))
     return dict(predictions=preds, variants=variants)
 
@@ -216,8 +224,8 @@ def stage_ablation(run:Run, preprocess:dict) -> dict|None:
             for loss in SEG_LOSSES for s in cfg.train.seeds]
     jobs += [(f"pid_tversky · {g}", cfg.replace(**{"loss.name": "pid_tversky", **{f"loss.{k}": v for k, v in gains.items()}}),
               "pid_tversky", g) for g, gains in cfg.train.ablation_pid_gains.items()]
-    for name, vcfg, loss, seed in tqdm(jobs, desc="ablation", unit="run"):
-        pred = run.cache("predictions", model_key(f"ablation {name}", vcfg), train_and_predict, run, f"ablation {name}", vcfg, sp, pseudo)
+    preds = run.cache_many([training_job(run, f"ablation {name}", vcfg, sp, pseudo) for name, vcfg, _, _ in jobs], desc="ablation")
+    for (name, vcfg, loss, seed), pred in zip(jobs, preds):
         if loss == "pid_tversky": pid_logs[name] = pred["log"]
         if isinstance(seed, str): continue
         ev = evaluate_model(cfg, preprocess, name, pred)
@@ -414,6 +422,14 @@ def _box_masks(test:list, own:dict, margin:int) -> dict:
 
 REAL_KEYS = ("real", "data.notes")  # what a model of the real-data stage depends on beyond `TRAINING_KEYS`
 
+def train_unet(run:Run, cfg:StudyConfig, splits:dict, image_size:int, progress:bool=True) -> dict:
+    "The MONAI U-Net peer of the real-data stage on `train.threads` threads: trained on `splits['train']` (early stopping on 'val'), its test-split mask probabilities."
+    with torch_threads(cfg.train.threads):
+        m = build_unet(cfg, image_size=image_size)
+        log = fit_unet(m, splits["train"], splits["val"], cfg, checkpoint_dir(run, "real unet", cfg, *REAL_KEYS), device=resolve_device(cfg),
+                       progress=progress)
+        return dict(mask_probs=predict_unet(m, splits["test"]), log=log)
+
 def _real_localisation(run:Run, name:str, v:StudyConfig, test:list) -> pd.DataFrame:
     "Localisation scores of one real-data LSSNet's maps against the real masks (no grades: no deletion curves; no CAM through a frozen cached encoder)."
     model = load_trained(run, f"real {name}", v, *REAL_KEYS)
@@ -430,16 +446,14 @@ def stage_real(run:Run) -> dict|None:
     test = list(sp["test"])
     probs, val_dice = {}, {}
     variants = real_variants(cfg, run.out/"cache"/"features")
-    for name, v in tqdm(variants.items(), desc="real: LSSNet", unit="model"):
-        pred = run.cache("predictions", model_key(f"real {name}", v, *REAL_KEYS), train_and_predict, run, f"real {name}", v,
-                         sp, {}, *REAL_KEYS)
-        probs[name], val_dice[name] = pred["mask_probs"], float(pred["log"].val_dice.max())
     ucfg = cfg.replace(**{"train.max_epochs": cfg.real.max_epochs or cfg.train.max_epochs})
-    def unet():
-        m = build_unet(ucfg, image_size=cfg.real.image_size)
-        log = fit_unet(m, sp["train"], sp["val"], ucfg, checkpoint_dir(run, "real unet", ucfg, *REAL_KEYS), device=resolve_device(ucfg))
-        return dict(mask_probs=predict_unet(m, test), log=log)
-    probs["U-Net (MONAI, Dice + CE)"] = run.cache("predictions", model_key("real unet", ucfg, *REAL_KEYS), unet)["mask_probs"]
+    jobs = [training_job(run, f"real {name}", v, sp, {}, *REAL_KEYS) for name, v in variants.items()]
+    jobs.append(("predictions", model_key("real unet", ucfg, *REAL_KEYS), train_unet, (run, ucfg, sp, cfg.real.image_size),
+                 dict(progress=run.workers == 1)))
+    *preds, unet = run.cache_many(jobs, desc="real: LSSNets and the U-Net")
+    for name, pred in zip(variants, preds):
+        probs[name], val_dice[name] = pred["mask_probs"], float(pred["log"].val_dice.max())
+    probs["U-Net (MONAI, Dice + CE)"] = unet["mask_probs"]
     first = max(val_dice, key=val_dice.get)  # the LSSNet that segments the validation patients best gives LiteMedSAM its box
     own = {c.case_id: p > 0.5 for c, p in zip(test, probs[first])}
     boxed = run.cache("medsam_boxes", model_key(f"real {first}", variants[first], *REAL_KEYS), _box_masks, test, own,
@@ -494,12 +508,12 @@ def stage_crossfit(run:Run, preprocess:dict, train:dict) -> dict:
     sp, pseudo = preprocess["splits"], preprocess["pseudo"]
     name = next(iter(train["variants"]))
     v, y_val, masks, probs = train["variants"][name], [c.grade for c in sp["val"]], {}, {}
-    for i, fold in enumerate(tqdm(_folds(sp["train"], k, cfg.data.split_seed), desc="cross-fitting", unit="fold")):
-        held = Cohort([c for c in sp["train"] if c.patient_id in fold], name=f"fold {i + 1}")
-        rest = Cohort([c for c in sp["train"] if c.patient_id not in fold], name=f"not fold {i + 1}")
-        fname = f"crossfit {i + 1} of {k} · {name}"
-        pred = run.cache("predictions", model_key(fname, v, "arrg.cross_fit_folds"), train_and_predict, run, fname, v,
-                         dict(train=rest, val=sp["val"], test=held), pseudo, "arrg.cross_fit_folds")
+    folds = [(Cohort([c for c in sp["train"] if c.patient_id in fold], name=f"fold {i + 1}"),
+              Cohort([c for c in sp["train"] if c.patient_id not in fold], name=f"not fold {i + 1}"))
+             for i, fold in enumerate(_folds(sp["train"], k, cfg.data.split_seed))]
+    jobs = [training_job(run, f"crossfit {i + 1} of {k} · {name}", v, dict(train=rest, val=sp["val"], test=held), pseudo, "arrg.cross_fit_folds")
+            for i, (held, rest) in enumerate(folds)]
+    for (held, _), pred in zip(folds, run.cache_many(jobs, desc="cross-fitting")):
         ts = TemperatureScaler().fit(np.log(pred["val_grade_probs"] + 1e-8), y_val)
         for c, m, p in zip(held, pred["mask_probs"], ts.transform(np.log(pred["grade_probs"] + 1e-8))):
             masks[c.case_id], probs[c.case_id] = m, p
@@ -630,12 +644,11 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict, crossfit:dict
     decoder = None
     if all(c.report.strip() for c in cohort["cohort"]): decoder = _arrg_decoder(run, preprocess, crossfit)
     rows, cases = [], {}
-    for name in heads:
-        for seed in tqdm(cfg.train.seeds, desc=f"seeds: {name}", unit="seed"):
-            v = train["variants"][name].replace(**{"train.seed": seed})
-            pred = run.cache("predictions", model_key(name, v), train_and_predict, run, name, v, sp, pseudo, keep_prefix=ablation_prefix(cfg, v))
-            row, cases[name, seed] = _seed_row(cfg, preprocess, name, seed, pred, decoder)
-            rows.append(row)
+    runs = [(name, seed, train["variants"][name].replace(**{"train.seed": seed})) for name in heads for seed in cfg.train.seeds]
+    preds = run.cache_many([training_job(run, name, v, sp, pseudo, keep_prefix=ablation_prefix(cfg, v)) for name, _, v in runs], desc="seeds")
+    for (name, seed, _), pred in zip(runs, preds):
+        row, cases[name, seed] = _seed_row(cfg, preprocess, name, seed, pred, decoder)
+        rows.append(row)
     per_seed = pd.DataFrame(rows)
     metrics = [c for c in per_seed.columns if c not in ("model", "seed", "temperature")]
     agg = per_seed.groupby("model", sort=False)[metrics].agg(["mean", "std"])

@@ -9,14 +9,14 @@ from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 from .config import StudyConfig
-from .runs import Run, checkpoint_dir, resolve_device
+from .runs import Run, checkpoint_dir, resolve_device, torch_threads
 from .stages import STAGES, train_variants
 from .train import build_model, to_tensors, fit, launched_processes
 from .manifest import write_manifest, manifest_summary, environment
 from .preflight import preflight
 
 # %% auto #0
-__all__ = ['write_report', 'RunLock', 'run_study', 'build_config', 'fit_model', 'main', 'cli']
+__all__ = ['write_report', 'RunLock', 'default_workers', 'run_study', 'build_config', 'fit_model', 'main', 'cli']
 
 # %% ../nbs/28_study.ipynb #1f8297f8
 def write_report(run:Run, max_rows:int=40) -> Path:
@@ -63,9 +63,16 @@ def _closure(names:list) -> list:
         if n not in need: need.add(n); todo += list(STAGES[n].reads)
     return [n for n in STAGES if n in need]
 
+def default_workers(cfg:StudyConfig) -> int:
+    "Trainings at once: on a CPU with `train.threads` set, one per `train.threads` cores (at most 4); on CUDA, or with torch's own threads, one."
+    if cfg.train.threads is None or resolve_device(cfg) == "cuda": return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cores // cfg.train.threads))
+
 def run_study(cfg:StudyConfig, # the configuration (cfg.data.source names the cohort)
               out, # run directory, e.g. runs/quick
               stages=None, # names of the stages to run (default: all); the stages they read come from the cache or run too
+              workers:int=1, # trainings at once, each in its own process (`Run.cache_many`; `default_workers` is the command line's default)
              )->Run:
     "Preflight, then compute the stages in graph order under a lock on `out`, writing manifest.json, tables, figures and REPORT.md."
     names = list(STAGES) if stages is None else list(stages)
@@ -79,20 +86,22 @@ def run_study(cfg:StudyConfig, # the configuration (cfg.data.source names the co
     import torch
     if cfg.threads: torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)  # as deterministic as torch allows; the manifest records the threads
-    run = Run(cfg, out, STAGES)
+    run = Run(cfg, out, STAGES, workers=workers)
     run.notes = notes
     for n in notes: print(f"note: {n}")
     env = environment()
     with RunLock(out):
         cfg.save(out/"config.yaml")
-        for name in (bar := tqdm(names, desc="study", unit="stage")):
-            bar.set_postfix_str(name)
-            try: run.output(name)
-            except BaseException:
-                write_manifest(run, env); write_report(run)
-                print(f"stage '{name}' stopped; what the stages before it wrote is kept in {out} (see REPORT.md)", file=sys.stderr)
-                raise
-            write_manifest(run, env)
+        try:
+            for name in (bar := tqdm(names, desc="study", unit="stage")):
+                bar.set_postfix_str(name)
+                try: run.output(name)
+                except BaseException:
+                    write_manifest(run, env); write_report(run)
+                    print(f"stage '{name}' stopped; what the stages before it wrote is kept in {out} (see REPORT.md)", file=sys.stderr)
+                    raise
+                write_manifest(run, env)
+        finally: run.close()
         write_report(run)
     return run
 
@@ -132,7 +141,7 @@ def fit_model(out, # a run directory whose preprocess stage is cached (`lss-stud
     model = build_model(cfg)
     tensors = {s: to_tensors(pre["splits"][s], model.backbone, cfg.train.seg_target, pre["pseudo"]) for s in ("train", "val")}
     ckpt = checkpoint_dir(run, name, variants[name])
-    fit(model, tensors["train"], tensors["val"], cfg, ckpt, device=resolve_device(cfg), progress=True)
+    with torch_threads(cfg.train.threads): fit(model, tensors["train"], tensors["val"], cfg, ckpt, device=resolve_device(cfg), progress=True)
     return ckpt
 
 def main(argv=None):
@@ -146,6 +155,8 @@ def main(argv=None):
     r.add_argument("--config", default=None, help="a YAML config, e.g. runs/X/config.yaml to replay run X (replaces --profile)")
     r.add_argument("--out", default="runs/quick", help="run directory")
     r.add_argument("--stages", default=None, help=f"comma-separated subset of {','.join(STAGES)}")
+    r.add_argument("--workers", type=int, default=None, help="trainings at once, each in its own process (default: one per "
+                   "train.threads cores on a CPU, at most 4; one on CUDA); the numbers do not depend on it")
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set data.n_patients=30 or --set model.weights.smolvlm=DIR (repeatable)")
     f = sub.add_parser("fit", help="train one model of a run (its preprocess stage cached), e.g. under `accelerate launch --multi_gpu`")
@@ -172,7 +183,8 @@ def main(argv=None):
         return predict(a.run, a.input, a.out, model=a.model, levels=a.levels, slices=a.slices, pseudonym=a.pseudonym,
                        series_pattern=a.series_pattern, threads=a.threads)
     cfg = build_config(a.profile, a.config, a.data, a.sets, a.notes)
-    run = run_study(cfg, a.out, stages=a.stages.split(",") if a.stages else None)
+    run = run_study(cfg, a.out, stages=a.stages.split(",") if a.stages else None,
+                    workers=default_workers(cfg) if a.workers is None else a.workers)
     print(f"wrote {run.out/'REPORT.md'}")
     return run
 

@@ -1,7 +1,7 @@
 "The study engine as a user drives it: the stage graph's cache, replay, the lock, and one-line errors for bad input."
 import json, os, subprocess, sys
 from pathlib import Path
-import pandas as pd, pytest
+import pandas as pd
 
 BIN = Path(sys.executable).parent
 TINY = ["--set", "data.n_patients=9", "--set", "train.max_epochs=1", "--set", "model.compare=[]", "--set", "eval.n_bootstrap=50",
@@ -34,6 +34,18 @@ def test_changes_rerun_only_the_stages_that_depend_on_them(tmp_path):
     assert (ckpt/"marker").read_text() == "planted" and (ckpt/"best.safetensors").stat().st_mtime_ns == best
     report = (out/"REPORT.md").read_text()
     assert "| train | cache hit |" in report and "manifest.json" in report
+
+def test_training_runs_in_parallel_give_the_numbers_of_one_at_a_time(tmp_path):
+    "`--workers 2` trains two models at once, in two processes; every table is the same, byte for byte, as with `--workers 1`."
+    stages = ["--set", "train.max_epochs=2", "--stages", "cohort,preprocess,train,evaluate,crossfit"]
+    for w in (1, 2):
+        r = lss_study("run", "--out", str(tmp_path/f"w{w}"), *TINY, *stages, "--workers", str(w))
+        assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path/"w2/manifest.json").read_text())
+    assert m["workers"] == 2 and {j["stage"] for j in m["jobs"]} == {"train", "crossfit"} and {j["workers"] for j in m["jobs"]} == {2}
+    tables = sorted(p.name for p in (tmp_path/"w1/tables").glob("*.csv"))
+    assert "segmentation.csv" in tables and "classification.csv" in tables
+    for t in tables: assert (tmp_path/"w1/tables"/t).read_bytes() == (tmp_path/"w2/tables"/t).read_bytes(), t
 
 def test_a_stage_alone_runs_what_it_reads(tmp_path):
     "`--stages statistics` on an empty run directory computes cohort → evaluate first, one line each."

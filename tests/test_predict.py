@@ -2,7 +2,7 @@
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pydicom, pytest
-from lss_nbdev.predict import PLANTED_PHI, find_identifiers, write_phantom_study, write_axial_study, predict, load_pipeline
+from lss_nbdev.predict import PLANTED_PHI, find_identifiers, write_phantom_study, predict, load_pipeline
 from lss_nbdev.mendeley import write_fake_mendeley
 from lss_nbdev.study import cli
 
