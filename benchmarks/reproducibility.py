@@ -1,7 +1,7 @@
 """To which decimal the headline numbers reproduce when only the thread count changes.
 
-Runs the quick study's train and evaluate stages twice on the same machine, with `threads` 1 and 2 (torch's
-deterministic algorithms on, as in every study), for the default network and its anatomical-target twin
+Runs the quick study's train and evaluate stages twice on the same machine, with `threads` and `train.threads` 1 and 2,
+one training at a time (torch's deterministic algorithms on, as in every study), for the default network and its anatomical-target twin
 (`model.compare=[]`), and compares the headline numbers of `tables/segmentation.csv` and `tables/classification.csv`:
 mean Dice against each target and the grade head's accuracy. Writes `<out>/threads.json` and `<out>/threads.md`.
 Two CPU kinds cannot be compared on one machine; run this on each and compare the JSON files.
@@ -18,7 +18,7 @@ def run_study(out:Path, threads:int) -> float:
     "One quick train + evaluate with the given thread count; returns the wall time in seconds."
     t = time.perf_counter()
     cmd = [str(BIN/"lss-study"), "run", "--profile", "quick", "--data", "phantom", "--out", str(out), "--stages", "evaluate",
-           "--set", f"threads={threads}", "--set", "model.compare=[]"]
+           "--set", f"threads={threads}", "--set", f"train.threads={threads}", "--set", "model.compare=[]", "--workers", "1"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg"))
     if r.returncode: sys.exit(f"{' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
     return time.perf_counter() - t

@@ -1,15 +1,17 @@
 """The quick study's time: wall time per stage (from a run's manifest) and the training loop's overhead.
 
 Per stage: seconds, peak memory and status as `make study` recorded them in `<run>/manifest.json`, and the total.
-The loop: for the quick profile's default network on the run's own training tensors, images per second of
-(1) a bare training step (forward, backward, AdamW step on one fixed batch, as `benchmarks/train_step.py`),
+Per training stage: the images per second each of its trainings did (epochs × training images over the job's seconds,
+from the manifest's `jobs` and the cached predictions) and how many ran at once.
+The loop: for the quick profile's default network on the run's own training tensors, on `train.threads` threads, images
+per second of (1) a bare training step (forward, backward, AdamW step on one fixed batch, as `benchmarks/train_step.py`),
 (2) `run_epoch` over the training split, and (3) one `fit` epoch (training, validation, checkpoint); the ratios
-say how much the loop adds to the step. With `--profile`, the top operators of one training epoch
+say how much the loop adds to the step, and the training stages' rates are set against the step's. With `--profile`, the top operators of one training epoch
 (`torch.profiler`) and, given a py-spy raw file of a study or of some of its stages (`py-spy record -f raw`), its top functions.
 
     python benchmarks/study.py [--run runs/quick] [--profile] [--py-spy FILE]
 """
-import argparse, collections, json, tempfile, time
+import argparse, collections, json, pickle, tempfile, time
 from pathlib import Path
 from lss_nbdev.config import StudyConfig  # first: the package sets the OpenMP wait policy before torch loads, as in make study
 import pandas as pd, torch
@@ -24,10 +26,23 @@ def stage_table(run:Path) -> pd.DataFrame:
     t = pd.DataFrame(m["stages"])[["stage", "status", "seconds", "peak_rss_mb"]]
     return pd.concat([t, pd.DataFrame([dict(stage="total", status="", seconds=t.seconds.sum(), peak_rss_mb=t.peak_rss_mb.max())])])
 
+def training_stage_rates(run:Path) -> pd.DataFrame:
+    "Per training stage: trainings, how many at once, their seconds, and images/s per training (epochs × images / seconds)."
+    m, rows = json.loads((run/"manifest.json").read_text()), []
+    for j in m.get("jobs", []):
+        p = run/"cache"/f"{j['name']}-{j['key']}.pkl"
+        pred = pickle.loads(p.read_bytes()) if p.exists() else {}
+        if "epochs_trained" not in pred: continue  # the U-Net peer's log has no image count
+        rows.append(dict(stage=j["stage"], workers=j["workers"], seconds=j["seconds"], images=pred["epochs_trained"] * pred["train_images"]))
+    if not rows: return pd.DataFrame()
+    t = pd.DataFrame(rows).groupby("stage", sort=False).agg(trainings=("seconds", "size"), at_once=("workers", "max"),
+                                                            seconds=("seconds", "sum"), images=("images", "sum")).reset_index()
+    return t.assign(images_per_s_per_training=t.images / t.seconds)
+
 def loop_rates(run:Path, steps:int=20) -> dict:
     "Images/s of a bare step, of run_epoch and of a fit epoch, for the quick default network on the run's training split."
     cfg = StudyConfig.load(run/"config.yaml")
-    torch.set_num_threads(cfg.threads or torch.get_num_threads())
+    torch.set_num_threads(cfg.train.threads or cfg.threads or torch.get_num_threads())
     pre = Run(cfg, run, STAGES, verbose=False).output("preprocess")
     torch.manual_seed(0); model = build_model(cfg)
     tr, va = (to_tensors(pre["splits"][s], model.backbone, cfg.train.seg_target, pre["pseudo"]) for s in ("train", "val"))
@@ -54,6 +69,7 @@ def loop_rates(run:Path, steps:int=20) -> dict:
 
 def epoch_profile(run:Path, top:int=12) -> str:
     cfg = StudyConfig.load(run/"config.yaml")
+    torch.set_num_threads(cfg.train.threads or cfg.threads or torch.get_num_threads())
     pre = Run(cfg, run, STAGES, verbose=False).output("preprocess")
     model = build_model(cfg); tr = to_tensors(pre["splits"]["train"], model.backbone, cfg.train.seg_target, pre["pseudo"])
     opt = torch.optim.AdamW(param_groups(model, cfg.train), weight_decay=cfg.train.weight_decay)
@@ -87,6 +103,12 @@ def main():
     print(f"\ntraining ({r['images']} images, batch {r['batch']}, {r['threads']} threads): bare step {r['step_images_per_s']:.1f} img/s, "
           f"run_epoch {r['run_epoch_images_per_s']:.1f} img/s ({r['run_epoch_over_step']:.2f}× the step's time per image), "
           f"fit epoch with validation and checkpoint {r['fit_epoch_images_per_s']:.1f} img/s ({r['fit_epoch_over_step']:.2f}×)")
+    rates = training_stage_rates(run)
+    if len(rates):
+        rates = rates.assign(step_time_ratio=r["step_images_per_s"] / rates.images_per_s_per_training)
+        print("\ntraining stages (images/s of each training, whole job: building, tensors, training, validation, checkpoints and "
+              "prediction; step_time_ratio: its time per image over the bare step's, measured alone):")
+        print(rates.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if a.profile: print("\none training epoch, top operators:\n" + epoch_profile(run))
     if a.py_spy: print(f"\npy-spy of {a.py_spy}:\n" + py_spy_top(Path(a.py_spy)).to_string(index=False, float_format=lambda v: f"{v:.1%}"))
 

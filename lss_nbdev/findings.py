@@ -172,11 +172,13 @@ def provenance(run_dir) -> str:
     coh = _csv(d, "cohort")
     tot, test = coh[coh.grade == "all"], coh[(coh.grade == "all") & (coh.split == "test")]
     ran = sum(s.get("ran_seconds", s["seconds"]) if s["status"] == "cache hit" else s["seconds"] for s in m["stages"])
+    ran += (m.get("handed_out") or {}).get("seconds", 0)  # preparing the trainings handed to the workers before the first stage
     hits = [s["stage"] for s in m["stages"] if s["status"] == "cache hit"]
     cached = f" ({', '.join(hits)} read from the run's cache)" if hits else ""
     return (f"Measured by `make study` (profile `{m['profile']}`, data `{m['data']}`: {int(tot.patients.sum())} patients, "
             f"{int(tot.slices.sum())} slices; {int(test.patients.iloc[0])} test patients, {int(test.slices.iloc[0])} test slices) on {cpu}, "
-            f"torch {e['torch']['version']}, at {commit}; its stages took {ran / 60:.1f} minutes{cached}.")
+            f"torch {e['torch']['version']}, at {commit}; its stages took {ran / 60:.1f} minutes{cached}, training "
+            f"{m.get('workers', 1)} model{'s' if m.get('workers', 1) > 1 else ''} at a time.")
 
 def findings_markdown(run_dir) -> str:
     "The provenance sentence and the findings table, as Markdown."

@@ -67,7 +67,8 @@ def write_manifest(run:Run, env:dict|None=None) -> Path:
     "`manifest.json` of the run: environment, config hash, seeds, and what each stage of this invocation did."
     m = dict(written=time.strftime("%Y-%m-%dT%H:%M:%S%z"), out=str(run.out), profile=run.cfg.profile_name, data=run.cfg.data.source,
              device_asked=run.cfg.device, config_hash=run.cfg.hash(), seeds=seeds(run.cfg), environment=env or environment(),
-             workers=run.workers, stages=[{k: v for k, v in r.items() if k != "files"} for r in run.records], jobs=run.jobs)
+             workers=run.workers, handed_out=run.handed_out,
+             stages=[{k: v for k, v in r.items() if k != "files"} for r in run.records], jobs=run.jobs)
     p = run.out/"manifest.json"; tmp = p.with_suffix(".tmp")
     tmp.write_text(json.dumps(m, indent=1, default=str)); os.replace(tmp, p)
     return p

@@ -202,29 +202,38 @@ class Run:
         self.cfg, self.out, self.stages, self.verbose, self.workers = cfg, Path(out), stages or {}, verbose, max(1, int(workers))
         self.cache = StageCache(self.out/"cache")
         self.outputs, self.records, self._keys, self._writing = {}, [], {}, None
-        self.jobs, self._stage, self._pool = [], None, None
+        self.jobs, self.handed_out, self._stage, self._pool, self._futures = [], None, None, None, {}
 
     def __reduce__(self): return (Run, (self.cfg, self.out))  # a worker needs only the config and the folder
+
+    def submit(self, jobs:list, # (name, key, fn, args, kwargs) per cache entry
+              )->int: # how many were handed to the workers
+        "Start the missing entries in the workers now, in order, without waiting (with one worker: nothing); `cache_many` waits for them."
+        new = [j for j in jobs if (j[0], j[1]) not in self._futures and (j[0], j[1]) not in self.cache]
+        if self.workers == 1 or not new: return 0
+        if self._pool is None:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_init, initargs=(max(1, cores // self.workers),))
+        for j in new:
+            if (j[0], j[1]) not in self._futures: self._futures[j[0], j[1]] = self._pool.submit(_cache_job, self.cache.root, *j)
+        return len({(j[0], j[1]) for j in new})
 
     def cache_many(self, jobs:list, # (name, key, fn, args, kwargs) per cache entry, as for `StageCache`
                    desc:str="jobs", # the progress bar's label
                   )->list: # every job's output, in order
         "Outputs of many cache entries; the missing ones computed `workers` at a time in worker processes (spawned, so `fn` must be importable)."
         todo = [j for j in jobs if (j[0], j[1]) not in self.cache]
-        if self.workers == 1 or len(todo) < 2:
+        if self.workers == 1:
             for j in tqdm(todo, desc=desc, unit="run", disable=not todo):
                 t0 = time.perf_counter(); self.cache(j[0], j[1], j[2], *j[3], **j[4]); self._job_record(j, time.perf_counter() - t0, 1)
-        else:
-            if self._pool is None:
-                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_worker_init, initargs=(max(1, cores // self.workers),))
-            futures = {self._pool.submit(_cache_job, self.cache.root, *j): j for j in todo}
+        elif todo:
+            self.submit(todo)
+            futures = {self._futures[j[0], j[1]]: j for j in todo}
             try:
                 for f in tqdm(as_completed(futures), total=len(futures), desc=f"{desc} ({self.workers} at a time)", unit="run"):
-                    self._job_record(futures[f], f.result(), self.workers)
+                    j = futures[f]; self._job_record(j, f.result(), self.workers); self._futures.pop((j[0], j[1]))
             except BaseException as e:
-                for f in futures: f.cancel()
                 failed = next((j for f, j in futures.items() if f.done() and not f.cancelled() and f.exception() is not None), None)
                 if failed is not None: print(f"{desc}: {failed[0]} {failed[1]} failed: {type(e).__name__}: {e}")
                 self.close(); raise
@@ -234,8 +243,8 @@ class Run:
         self.jobs.append(dict(stage=self._stage, name=job[0], key=job[1], seconds=round(seconds, 2), workers=workers))
 
     def close(self):
-        "Shut the worker processes down (`run_study` does, when the run ends or stops)."
-        if self._pool is not None: self._pool.shutdown(wait=True, cancel_futures=True); self._pool = None
+        "Shut the worker processes down, dropping the entries not yet started (`run_study` does, when the run ends or stops)."
+        if self._pool is not None: self._pool.shutdown(wait=True, cancel_futures=True); self._pool, self._futures = None, {}
 
     def key(self, name:str) -> str:
         "The stage's cache key: its config keys, its inputs' keys and its code."

@@ -38,11 +38,12 @@ from .runs import (Run, Stage, load_cohort, load_real_cohort, resolve_data_path,
                             with_backbone, model_key, checkpoint_dir, load_trained, torch_threads, _slug, TRAINING_KEYS)
 
 # %% auto #0
-__all__ = ['REAL_KEYS', 'ARRG_TRAINING_KEYS', 'STAGES', 'needs', 'notes_table', 'stage_cohort', 'stage_preprocess', 'prefix_dir',
-           'train_and_predict', 'training_job', 'evaluate_model', 'train_variants', 'ablation_prefix', 'stage_train',
-           'stage_evaluate', 'write_evaluation_tables', 'stage_ablation', 'paired_tests', 'power_table',
-           'stage_statistics', 'stage_explain', 'stage_localisation', 'real_variants', 'train_unet', 'stage_real',
-           'stage_crossfit', 'stage_arrg', 'stage_seeds']
+__all__ = ['REAL_KEYS', 'ARRG_TRAINING_KEYS', 'TRAINING_ORDER', 'STAGES', 'needs', 'notes_table', 'stage_cohort',
+           'stage_preprocess', 'prefix_dir', 'train_and_predict', 'training_job', 'evaluate_model', 'train_variants',
+           'ablation_prefix', 'train_jobs', 'stage_train', 'stage_evaluate', 'write_evaluation_tables', 'ablation_jobs',
+           'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics', 'stage_explain', 'stage_localisation',
+           'real_variants', 'train_unet', 'real_jobs', 'stage_real', 'crossfit_jobs', 'stage_crossfit', 'stage_arrg',
+           'seeds_jobs', 'stage_seeds', 'training_plan']
 
 # %% ../nbs/27_stages.ipynb #0637766a
 def needs(cohort:Cohort, stage:str, *parts:str) -> bool:
@@ -165,11 +166,15 @@ def ablation_prefix(cfg:StudyConfig, v:StudyConfig) -> int|None:
     "Epochs of model `v` to keep for the loss ablation, which retrains the default network on the default target for `train.ablation_epochs`."
     return cfg.train.ablation_epochs if (v.model.backbone, v.train.seg_target) == (cfg.model.backbone, cfg.train.seg_target) else None
 
-def stage_train(run:Run, preprocess:dict) -> dict|None:
-    "Train every model variant (each cached by the config keys training reads) and predict the test split."
+def train_jobs(run:Run, preprocess:dict) -> tuple:
+    "The train stage's models (name -> config) and their training jobs."
     sp = preprocess["splits"]
     variants = train_variants(run, sp)
-    jobs = [training_job(run, name, v, sp, preprocess["pseudo"], keep_prefix=ablation_prefix(run.cfg, v)) for name, v in variants.items()]
+    return variants, [training_job(run, name, v, sp, preprocess["pseudo"], keep_prefix=ablation_prefix(run.cfg, v)) for name, v in variants.items()]
+
+def stage_train(run:Run, preprocess:dict) -> dict|None:
+    "Train every model variant (each cached by the config keys training reads) and predict the test split."
+    variants, jobs = train_jobs(run, preprocess)
     preds = dict(zip(variants, run.cache_many(jobs, desc="models")))
     plot_training_curves({n: p["log"] for n, p in preds.items()}, run.figure("training_curves"))
     return dict(predictions=preds, variants=variants)
@@ -215,17 +220,21 @@ def _seed_summary(seg:pd.DataFrame) -> dict:
     by = seg.groupby("grade")[list(SEGMENTATION_METRICS)].mean()
     return by.mean().to_dict()
 
+def ablation_jobs(run:Run, preprocess:dict) -> tuple:
+    "The ablation's config (`train.ablation_epochs`), its runs (name, config, loss, seed or gain setting) and their training jobs."
+    cfg, sp, pseudo = run.cfg, preprocess["splits"], preprocess["pseudo"]
+    cfg = cfg.replace(**{"train.max_epochs": cfg.train.ablation_epochs or cfg.train.max_epochs})
+    runs = [(f"{loss} · seed {s}", cfg.replace(**{"loss.name": loss, "train.seed": s}), loss, s)
+            for loss in SEG_LOSSES for s in cfg.train.seeds]
+    runs += [(f"pid_tversky · {g}", cfg.replace(**{"loss.name": "pid_tversky", **{f"loss.{k}": v for k, v in gains.items()}}),
+              "pid_tversky", g) for g, gains in cfg.train.ablation_pid_gains.items()]
+    return cfg, runs, [training_job(run, f"ablation {name}", vcfg, sp, pseudo) for name, vcfg, _, _ in runs]
+
 def stage_ablation(run:Run, preprocess:dict) -> dict|None:
     "Every segmentation loss over every seed (Table 6), and β trajectories across seeds and the gains of `train.ablation_pid_gains`."
-    cfg, rows, pid_logs = run.cfg, [], {}
-    sp, pseudo = preprocess["splits"], preprocess["pseudo"]
-    cfg = cfg.replace(**{"train.max_epochs": cfg.train.ablation_epochs or cfg.train.max_epochs})
-    jobs = [(f"{loss} · seed {s}", cfg.replace(**{"loss.name": loss, "train.seed": s}), loss, s)
-            for loss in SEG_LOSSES for s in cfg.train.seeds]
-    jobs += [(f"pid_tversky · {g}", cfg.replace(**{"loss.name": "pid_tversky", **{f"loss.{k}": v for k, v in gains.items()}}),
-              "pid_tversky", g) for g, gains in cfg.train.ablation_pid_gains.items()]
-    preds = run.cache_many([training_job(run, f"ablation {name}", vcfg, sp, pseudo) for name, vcfg, _, _ in jobs], desc="ablation")
-    for (name, vcfg, loss, seed), pred in zip(jobs, preds):
+    rows, pid_logs = [], {}
+    cfg, runs, jobs = ablation_jobs(run, preprocess)
+    for (name, vcfg, loss, seed), pred in zip(runs, run.cache_many(jobs, desc="ablation")):
         if loss == "pid_tversky": pid_logs[name] = pred["log"]
         if isinstance(seed, str): continue
         ev = evaluate_model(cfg, preprocess, name, pred)
@@ -437,19 +446,24 @@ def _real_localisation(run:Run, name:str, v:StudyConfig, test:list) -> pd.DataFr
     return localisation_cases(model, test, model_name=name, methods=methods, deletion=False, batch_size=4,  # LiteMedSAM's 64×64 token
                               ring_px=LOC_SETTINGS["ring_px"], tol_px=LOC_SETTINGS["tol_px"])  # grid for 16 slices at once ran out of memory
 
-def stage_real(run:Run) -> dict|None:
-    "LSSNet per backbone, the U-Net peer, LiteMedSAM (oracle box; box of LSSNet's mask) and Algorithm 1 against real masks."
-    cfg = run.cfg
-    if cfg.real.source is None:
-        print("stage real: skipped: no real cohort (cfg.real.source is empty)"); return None
-    sp = _real_splits(run)
-    test = list(sp["test"])
-    probs, val_dice = {}, {}
+def real_jobs(run:Run) -> tuple:
+    "The real cohort's splits, its LSSNets (name -> config), and the training jobs of those and of the U-Net peer."
+    cfg, sp = run.cfg, _real_splits(run)
     variants = real_variants(cfg, run.out/"cache"/"features")
     ucfg = cfg.replace(**{"train.max_epochs": cfg.real.max_epochs or cfg.train.max_epochs})
     jobs = [training_job(run, f"real {name}", v, sp, {}, *REAL_KEYS) for name, v in variants.items()]
     jobs.append(("predictions", model_key("real unet", ucfg, *REAL_KEYS), train_unet, (run, ucfg, sp, cfg.real.image_size),
                  dict(progress=run.workers == 1)))
+    return sp, variants, jobs
+
+def stage_real(run:Run) -> dict|None:
+    "LSSNet per backbone, the U-Net peer, LiteMedSAM (oracle box; box of LSSNet's mask) and Algorithm 1 against real masks."
+    cfg = run.cfg
+    if cfg.real.source is None:
+        print("stage real: skipped: no real cohort (cfg.real.source is empty)"); return None
+    sp, variants, jobs = real_jobs(run)
+    test = list(sp["test"])
+    probs, val_dice = {}, {}
     *preds, unet = run.cache_many(jobs, desc="real: LSSNets and the U-Net")
     for name, pred in zip(variants, preds):
         probs[name], val_dice[name] = pred["mask_probs"], float(pred["log"].val_dice.max())
@@ -501,18 +515,23 @@ def _folds(cohort:Cohort, k:int, seed:int) -> list:
     order = np.random.default_rng(seed).permutation(len(pats))
     return [{pats[j] for j in order[i::k]} for i in range(k)]
 
-def stage_crossfit(run:Run, preprocess:dict, train:dict) -> dict:
-    "Cross-fitted predictions on the training split: each case's mask and calibrated grade probabilities from a model that did not see its patient."
+def crossfit_jobs(run:Run, preprocess:dict, variants:dict) -> tuple:
+    "The cross-fitted model's name, its folds (held-out cases, the rest) and their training jobs; (None, [], []) with fewer than 2 folds."
     cfg, k = run.cfg, run.cfg.arrg.cross_fit_folds
-    if k < 2: return dict(model=None, masks=None, grade_probs=None)
+    if k < 2: return None, [], []
     sp, pseudo = preprocess["splits"], preprocess["pseudo"]
-    name = next(iter(train["variants"]))
-    v, y_val, masks, probs = train["variants"][name], [c.grade for c in sp["val"]], {}, {}
+    name = next(iter(variants))
     folds = [(Cohort([c for c in sp["train"] if c.patient_id in fold], name=f"fold {i + 1}"),
               Cohort([c for c in sp["train"] if c.patient_id not in fold], name=f"not fold {i + 1}"))
              for i, fold in enumerate(_folds(sp["train"], k, cfg.data.split_seed))]
-    jobs = [training_job(run, f"crossfit {i + 1} of {k} · {name}", v, dict(train=rest, val=sp["val"], test=held), pseudo, "arrg.cross_fit_folds")
-            for i, (held, rest) in enumerate(folds)]
+    return name, folds, [training_job(run, f"crossfit {i + 1} of {k} · {name}", variants[name], dict(train=rest, val=sp["val"], test=held),
+                                      pseudo, "arrg.cross_fit_folds") for i, (held, rest) in enumerate(folds)]
+
+def stage_crossfit(run:Run, preprocess:dict, train:dict) -> dict:
+    "Cross-fitted predictions on the training split: each case's mask and calibrated grade probabilities from a model that did not see its patient."
+    name, folds, jobs = crossfit_jobs(run, preprocess, train["variants"])
+    if name is None: return dict(model=None, masks=None, grade_probs=None)
+    y_val, masks, probs = [c.grade for c in preprocess["splits"]["val"]], {}, {}
     for (held, _), pred in zip(folds, run.cache_many(jobs, desc="cross-fitting")):
         ts = TemperatureScaler().fit(np.log(pred["val_grade_probs"] + 1e-8), y_val)
         for c, m, p in zip(held, pred["mask_probs"], ts.transform(np.log(pred["grade_probs"] + 1e-8))):
@@ -637,16 +656,21 @@ def _seed_row(cfg:StudyConfig, pre:dict, name:str, seed:int, pred:dict, decoder=
     per_case = ev["seg"].assign(correct=np.tile(head, ev["seg"].target.nunique()))
     return row, per_case
 
+def seeds_jobs(run:Run, preprocess:dict, variants:dict) -> tuple:
+    "The headline models (the default backbone's), their runs (name, seed, config) for every seed of `train.seeds`, and their training jobs."
+    cfg, sp, pseudo = run.cfg, preprocess["splits"], preprocess["pseudo"]
+    heads = [n for n, v in variants.items() if v.model.backbone == cfg.model.backbone]
+    runs = [(name, seed, variants[name].replace(**{"train.seed": seed})) for name in heads for seed in cfg.train.seeds]
+    return heads, runs, [training_job(run, name, v, sp, pseudo, keep_prefix=ablation_prefix(cfg, v)) for name, _, v in runs]
+
 def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict, crossfit:dict) -> dict|None:
     "The headline models (the default and its anatomical-target twin) retrained for every seed of `train.seeds`: mean ± sd, per seed."
-    cfg, sp, pseudo = run.cfg, preprocess["splits"], preprocess["pseudo"]
-    heads = [n for n, v in train["variants"].items() if v.model.backbone == cfg.model.backbone]
+    cfg = run.cfg
+    heads, runs, jobs = seeds_jobs(run, preprocess, train["variants"])
     decoder = None
     if all(c.report.strip() for c in cohort["cohort"]): decoder = _arrg_decoder(run, preprocess, crossfit)
     rows, cases = [], {}
-    runs = [(name, seed, train["variants"][name].replace(**{"train.seed": seed})) for name in heads for seed in cfg.train.seeds]
-    preds = run.cache_many([training_job(run, name, v, sp, pseudo, keep_prefix=ablation_prefix(cfg, v)) for name, _, v in runs], desc="seeds")
-    for (name, seed, _), pred in zip(runs, preds):
+    for (name, seed, _), pred in zip(runs, run.cache_many(jobs, desc="seeds")):
         row, cases[name, seed] = _seed_row(cfg, preprocess, name, seed, pred, decoder)
         rows.append(row)
     per_seed = pd.DataFrame(rows)
@@ -676,6 +700,20 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict, crossfit:dict
         run.table(comp, "seeds_comparison", f"'{a}' against '{b}' per training seed: patient-level sign-flip test; called a "
                   f"difference only when it holds at every seed")
     return dict(per_seed=per_seed)
+
+# %% ../nbs/27_stages.ipynb #5b7c2d11
+TRAINING_ORDER = ("train", "crossfit", "seeds", "real", "ablation")  # the stages that train, in the order their trainings are handed out
+
+def training_plan(run:Run, names) -> list:
+    "Every training the stages `names` will ask for that is not cached, as `cache_many` jobs, in `TRAINING_ORDER`."
+    todo = [n for n in TRAINING_ORDER if n in names and not run.cache.path(f"stage-{n}", run.key(n)).exists()]
+    parts = {}
+    if "real" in todo and run.cfg.real.source is not None: parts["real"] = real_jobs(run)[2]
+    pre = run.output("preprocess") if set(todo) - {"real"} else None
+    if pre is not None:
+        variants, parts["train"] = train_jobs(run, pre)
+        parts.update(crossfit=crossfit_jobs(run, pre, variants)[2], seeds=seeds_jobs(run, pre, variants)[2], ablation=ablation_jobs(run, pre)[2])
+    return [j for n in todo for j in parts.get(n, [])]
 
 # %% ../nbs/27_stages.ipynb #c1448a38
 STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the config keys it depends on

@@ -10,7 +10,7 @@ import yaml
 from tqdm.auto import tqdm
 from .config import StudyConfig
 from .runs import Run, checkpoint_dir, resolve_device, torch_threads
-from .stages import STAGES, train_variants
+from .stages import STAGES, train_variants, training_plan
 from .train import build_model, to_tensors, fit, launched_processes
 from .manifest import write_manifest, manifest_summary, environment
 from .preflight import preflight
@@ -93,6 +93,11 @@ def run_study(cfg:StudyConfig, # the configuration (cfg.data.source names the co
     with RunLock(out):
         cfg.save(out/"config.yaml")
         try:
+            if run.workers > 1:  # every training the run needs, handed to the workers before the first stage waits for one
+                t0 = time.perf_counter()
+                n = run.submit(training_plan(run, _closure(names)))
+                run.handed_out = dict(trainings=n, seconds=round(time.perf_counter() - t0, 2))
+                if n: print(f"handed {n} trainings to {run.workers} worker processes")
             for name in (bar := tqdm(names, desc="study", unit="stage")):
                 bar.set_postfix_str(name)
                 try: run.output(name)
