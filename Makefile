@@ -18,14 +18,11 @@ $(VENV)/.installed: settings.ini setup.py
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# make study owns both cores: it trains one-thread models side by side (one worker process per core, `lss-study run --workers`;
-# benchmarks/parallel_runs.py), and its other stages run in one process on both cores, where OpenMP workers may spin briefly
-# between operators (GOMP_SPINCOUNT; a two-thread training 45-53 img/s under PASSIVE against 58-71 with it on an AMD EPYC 2-core VM,
-# same numbers). Tests keep PASSIVE: with two notebook kernels at once, spinning workers starve each other (15 against 35 img/s per
-# process, measured).
+# make study owns both cores: its processes run one thread each (the quick profile's threads and train.threads), one training
+# worker per core beside the main process (`lss-study run --workers`; benchmarks/parallel_runs.py). Tests keep PASSIVE.
 # glibc malloc keeps freed memory up to the 32 MiB mmap ceiling instead of handing it back and page-faulting fresh zeroed pages on the
 # next batch (LiteMedSAM encoder 1.2 -> 0.75 s/image, minor faults 389k -> 7k per image; a training epoch: within the host's noise; same bytes).
-STUDY_ENV := GOMP_SPINCOUNT=10000 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2147483648 MALLOC_TOP_PAD_=268435456
+STUDY_ENV := MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2147483648 MALLOC_TOP_PAD_=268435456
 
 study: install
 	$(STUDY_ENV) $(BIN)/lss-study run --data phantom --profile quick --out runs/quick

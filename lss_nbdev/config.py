@@ -115,7 +115,8 @@ class TrainConfig:
     bf16: bool = True  # autocast on CUDA only
     seed: int = 0  # training's: initialisation and batch order
     threads: int | None = None  # torch threads of each training run and its predictions (part of the model's key: the sums add in this order); None: the study's `threads`
-    seeds: tuple = (0, 1, 2)  # training seeds of the ablation and of the headline models' mean ± sd
+    seeds: tuple = (0, 1, 2)  # training seeds of the headline models' mean ± sd (and of the ablation, unless `ablation_seeds`)
+    ablation_seeds: tuple | None = None  # training seeds of the loss ablation; None = seeds
     ablation_epochs: int | None = None  # epochs of each ablation run; None = max_epochs
     ablation_pid_gains: dict = field(default_factory=lambda: {  # extra PID-Tversky runs of the ablation: name -> gains
         "P only (Kp 0.05)": dict(kp=0.05, ki=0.0, kd=0.0), "aggressive (0.3/0.1/0.1)": dict(kp=0.3, ki=0.1, kd=0.1)})
@@ -308,10 +309,10 @@ PROFILES = {
                   model=dict(backbone="biomedclip", compare=("biomedclip", "smolvlm", "llava-med", "medsam"), lora=True, qlora=True,
                              weights=dict(biomedclip="default", smolvlm="default", **{"llava-med": "default"}, medsam="default")),
                   real=dict(backbones=("tiny", "biomedclip", "smolvlm", "llava-med", "medsam"))),
-    "quick": dict(profile_name="quick", device="cpu", threads=2,
+    "quick": dict(profile_name="quick", device="cpu", threads=1,
                   data=dict(n_patients=72),
                   model=dict(d_shared=64, image_size=112, patch_size=8),
-                  train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=3, threads=1),
+                  train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=3, ablation_seeds=(0, 1), threads=1),
                   arrg=dict(epochs=15, cross_fit_folds=2, vlm_path=False),
                   eval=dict(n_bootstrap=500),
                   real=dict(source="folder:data/spider_examples/cases.csv", notes="data/real_notes/radiologists_notes_1-120.csv")),

@@ -223,7 +223,7 @@ class Run:
                    desc:str="jobs", # the progress bar's label
                   )->list: # every job's output, in order
         "Outputs of many cache entries; the missing ones computed `workers` at a time in worker processes (spawned, so `fn` must be importable)."
-        todo = [j for j in jobs if (j[0], j[1]) not in self.cache]
+        todo = [j for j in jobs if (j[0], j[1]) in self._futures or (j[0], j[1]) not in self.cache]  # handed out earlier, or missing
         if self.workers == 1:
             for j in tqdm(todo, desc=desc, unit="run", disable=not todo):
                 t0 = time.perf_counter(); self.cache(j[0], j[1], j[2], *j[3], **j[4]); self._job_record(j, time.perf_counter() - t0, 1)
@@ -354,7 +354,7 @@ def model_variants(cfg:StudyConfig, has_anatomy:bool) -> dict:
 
 def _slug(name:str) -> str: return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
 
-STUDY_DESIGN_KEYS = ("model.compare", "train.seeds", "train.ablation_epochs", "train.ablation_pid_gains")  # which models a study trains, not how one trains
+STUDY_DESIGN_KEYS = ("model.compare", "train.seeds", "train.ablation_seeds", "train.ablation_epochs", "train.ablation_pid_gains")  # which models a study trains, not how one trains
 TRAINING_KEYS = ("data", "denoise", "augment", "pseudomask", "loss") + tuple(  # what a trained model depends on
     k for sec, c in (("model", ModelConfig), ("train", TrainConfig)) for k in (f"{sec}.{f.name}" for f in fields(c))
     if k not in STUDY_DESIGN_KEYS and k not in UNHASHED)
