@@ -704,16 +704,16 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict, crossfit:dict
 # %% ../nbs/27_stages.ipynb #5b7c2d11
 TRAINING_ORDER = ("train", "crossfit", "seeds", "real", "ablation")  # the stages that train, in the order their trainings are handed out
 
-def training_plan(run:Run, names) -> list:
-    "Every training the stages `names` will ask for that is not cached, as `cache_many` jobs, in `TRAINING_ORDER`."
+def training_plan(run:Run, names):
+    "Every training the stages `names` will ask for that is not cached: one list of `cache_many` jobs per stage, in `TRAINING_ORDER`, each built when reached (hand each out before building the next)."
     todo = [n for n in TRAINING_ORDER if n in names and not run.cache.path(f"stage-{n}", run.key(n)).exists()]
-    parts = {}
-    if "real" in todo and run.cfg.real.source is not None: parts["real"] = real_jobs(run)[2]
     pre = run.output("preprocess") if set(todo) - {"real"} else None
-    if pre is not None:
-        variants, parts["train"] = train_jobs(run, pre)
-        parts.update(crossfit=crossfit_jobs(run, pre, variants)[2], seeds=seeds_jobs(run, pre, variants)[2], ablation=ablation_jobs(run, pre)[2])
-    return [j for n in todo for j in parts.get(n, [])]
+    variants = train_jobs(run, pre)[0] if pre is not None else None
+    build = {"train": lambda: train_jobs(run, pre)[1], "crossfit": lambda: crossfit_jobs(run, pre, variants)[2],
+             "seeds": lambda: seeds_jobs(run, pre, variants)[2], "ablation": lambda: ablation_jobs(run, pre)[2],
+             "real": lambda: real_jobs(run)[2]}  # loads and denoises the real cohort: the workers train meanwhile
+    for n in todo:
+        if (n == "real" and run.cfg.real.source is not None) or (n != "real" and pre is not None): yield build[n]()
 
 # %% ../nbs/27_stages.ipynb #c1448a38
 STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the config keys it depends on

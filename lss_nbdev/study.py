@@ -95,7 +95,7 @@ def run_study(cfg:StudyConfig, # the configuration (cfg.data.source names the co
         try:
             if run.workers > 1:  # every training the run needs, handed to the workers before the first stage waits for one
                 t0 = time.perf_counter()
-                n = run.submit(training_plan(run, _closure(names)))
+                n = sum(run.submit(part) for part in training_plan(run, _closure(names)))
                 run.handed_out = dict(trainings=n, seconds=round(time.perf_counter() - t0, 2))
                 if n: print(f"handed {n} trainings to {run.workers} worker processes")
             for name in (bar := tqdm(names, desc="study", unit="stage")):
