@@ -15,7 +15,7 @@ import argparse, collections, json, pickle, tempfile, time
 from pathlib import Path
 from lss_nbdev.config import StudyConfig  # first: the package sets the OpenMP wait policy before torch loads, as in make study
 import pandas as pd, torch
-from lss_nbdev.runs import Run
+from lss_nbdev.runs import Run, model_label, with_backbone, _slug
 from lss_nbdev.stages import STAGES
 from lss_nbdev.train import build_model, to_tensors, run_epoch, fit
 from lss_nbdev.losses import make_seg_loss
@@ -27,9 +27,12 @@ def stage_table(run:Path) -> pd.DataFrame:
     return pd.concat([t, pd.DataFrame([dict(stage="total", status="", seconds=t.seconds.sum(), peak_rss_mb=t.peak_rss_mb.max())])])
 
 def training_stage_rates(run:Path) -> pd.DataFrame:
-    "Per training stage: trainings, how many at once, their seconds, and images/s per training (epochs × images / seconds)."
+    "Per training stage, for the trainings of the default network at the profile's size (the step benchmark's model): how many, how many at once, their seconds, and images/s per training (epochs × images / seconds)."
     m, rows = json.loads((run/"manifest.json").read_text()), []
+    cfg = StudyConfig.load(run/"config.yaml")
+    default = _slug(model_label(with_backbone(cfg, cfg.model.backbone)))
     for j in m.get("jobs", []):
+        if j["key"].startswith("real_") or not (j["key"].startswith("ablation_") or default in j["key"]): continue
         p = run/"cache"/f"{j['name']}-{j['key']}.pkl"
         pred = pickle.loads(p.read_bytes()) if p.exists() else {}
         if "epochs_trained" not in pred: continue  # the U-Net peer's log has no image count
@@ -38,6 +41,8 @@ def training_stage_rates(run:Path) -> pd.DataFrame:
     t = pd.DataFrame(rows).groupby("stage", sort=False).agg(trainings=("seconds", "size"), at_once=("workers", "max"),
                                                             seconds=("seconds", "sum"), images=("images", "sum")).reset_index()
     return t.assign(images_per_s_per_training=t.images / t.seconds)
+
+def m_workers(run:Path) -> int: return json.loads((run/"manifest.json").read_text()).get("workers", 1)
 
 def loop_rates(run:Path, steps:int=20) -> dict:
     "Images/s of a bare step, of run_epoch and of a fit epoch, for the quick default network on the run's training split."
@@ -106,8 +111,9 @@ def main():
     rates = training_stage_rates(run)
     if len(rates):
         rates = rates.assign(step_time_ratio=r["step_images_per_s"] / rates.images_per_s_per_training)
-        print("\ntraining stages (images/s of each training, whole job: building, tensors, training, validation, checkpoints and "
-              "prediction; step_time_ratio: its time per image over the bare step's, measured alone):")
+        print(f"\ntraining stages, the default network's trainings (images/s of each training over its whole job: building, tensors, "
+              f"training, validation, checkpoints and prediction, while {m_workers(run)} trainings and the main process shared the cores; "
+              f"step_time_ratio: its time per image over the bare step's, measured alone):")
         print(rates.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if a.profile: print("\none training epoch, top operators:\n" + epoch_profile(run))
     if a.py_spy: print(f"\npy-spy of {a.py_spy}:\n" + py_spy_top(Path(a.py_spy)).to_string(index=False, float_format=lambda v: f"{v:.1%}"))
