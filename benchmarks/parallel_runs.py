@@ -44,7 +44,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=24); ap.add_argument("--epochs", type=int, default=2)
     a = ap.parse_args()
-    cores = len(os.sched_getaffinity(0))
+    from lss_nbdev.runs import usable_cores
+    cores = usable_cores()
     (one,), _ = side_by_side([(a.patients, a.epochs, 1)])
     (every,), _ = side_by_side([(a.patients, a.epochs, cores)])
     many, wall = side_by_side([(a.patients, a.epochs, 1)] * cores)

@@ -114,12 +114,16 @@ class TrainConfig:
     seg_target: str = "pseudo"  # "pseudo" (the paper's) or "anatomical" (phantom truth)
     bf16: bool = True  # autocast on CUDA only
     seed: int = 0  # training's: initialisation and batch order
-    threads: int | None = None  # torch threads of each training run and its predictions (part of the model's key: the sums add in this order); None: the study's `threads`
+    threads: int | None = None  # torch threads of each training run and its predictions (part of the model's key: the sums add in this order); None: the process's own (the study's `threads`; in a training worker, cores / workers)
     seeds: tuple = (0, 1, 2)  # training seeds of the headline models' mean ± sd (and of the ablation, unless `ablation_seeds`)
     ablation_seeds: tuple | None = None  # training seeds of the loss ablation; None = seeds
     ablation_epochs: int | None = None  # epochs of each ablation run; None = max_epochs
     ablation_pid_gains: dict = field(default_factory=lambda: {  # extra PID-Tversky runs of the ablation: name -> gains
         "P only (Kp 0.05)": dict(kp=0.05, ki=0.0, kd=0.0), "aggressive (0.3/0.1/0.1)": dict(kp=0.3, ki=0.1, kd=0.1)})
+
+    def seeds_for_ablation(self) -> tuple:
+        "The loss ablation's training seeds: `ablation_seeds`, else `seeds`."
+        return self.ablation_seeds or self.seeds
 
 @dataclass
 class ARRGConfig:

@@ -30,7 +30,7 @@ def planned_models(cfg:StudyConfig, stages) -> list:
     if "seeds" in stages:
         out += [("seeds", with_backbone(cfg, cfg.model.backbone))] * (2 * max(len(cfg.train.seeds) - 1, 0))
     if "ablation" in stages:
-        out += [("ablation", with_backbone(cfg, cfg.model.backbone))] * (len(SEG_LOSSES) * len(cfg.train.ablation_seeds or cfg.train.seeds) + len(cfg.train.ablation_pid_gains))
+        out += [("ablation", with_backbone(cfg, cfg.model.backbone))] * (len(SEG_LOSSES) * len(cfg.train.seeds_for_ablation()) + len(cfg.train.ablation_pid_gains))
     if "real" in stages and cfg.real.source: out += [("real", v) for v in real_variants(cfg).values()]
     return out
 

@@ -28,8 +28,8 @@ from .backbones import DEFAULT_WEIGHTS
 # %% auto #0
 __all__ = ['DATA_KINDS', 'REAL_KINDS', 'REPO', 'STUDY_DESIGN_KEYS', 'TRAINING_KEYS', 'parse_data_spec', 'load_cohort',
            'resolve_data_path', 'parse_real_spec', 'load_real_cohort', 'StageCache', 'write_table', 'cohort_table',
-           'Stage', 'torch_threads', 'Run', 'resolve_device', 'model_label', 'with_backbone', 'model_variants',
-           'model_key', 'checkpoint_dir', 'load_trained']
+           'Stage', 'torch_threads', 'usable_cores', 'Run', 'resolve_device', 'model_label', 'with_backbone',
+           'model_variants', 'model_key', 'checkpoint_dir', 'load_trained']
 
 # %% ../nbs/26_runs.ipynb #a857b776
 DATA_KINDS = ("phantom", "mendeley", "rsna", "folder")
@@ -183,6 +183,10 @@ def torch_threads(n:int|None): # threads for torch's intra-op pool inside the bl
     try: yield
     finally: torch.set_num_threads(prev)
 
+def usable_cores() -> int:
+    "The CPU cores this process may run on (its affinity where the OS tells it, else every core)."
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
 def _worker_init(threads:int):
     "A training worker: `threads` torch and OpenCV threads (cores / workers, no oversubscription), deterministic algorithms."
     import cv2, torch
@@ -209,24 +213,24 @@ class Run:
     def submit(self, jobs:list, # (name, key, fn, args, kwargs) per cache entry
               )->int: # how many were handed to the workers
         "Start the missing entries in the workers now, in order, without waiting (with one worker: nothing); `cache_many` waits for them."
-        new = [j for j in jobs if (j[0], j[1]) not in self._futures and (j[0], j[1]) not in self.cache]
+        new = {(j[0], j[1]): j for j in jobs if (j[0], j[1]) not in self._futures and (j[0], j[1]) not in self.cache}
         if self.workers == 1 or not new: return 0
         if self._pool is None:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_init, initargs=(max(1, cores // self.workers),))
-        for j in new:
-            if (j[0], j[1]) not in self._futures: self._futures[j[0], j[1]] = self._pool.submit(_cache_job, self.cache.root, *j)
-        return len({(j[0], j[1]) for j in new})
+                                             initializer=_worker_init, initargs=(max(1, usable_cores() // self.workers),))
+        for k, j in new.items(): self._futures[k] = self._pool.submit(_cache_job, self.cache.root, *j)
+        return len(new)
 
     def cache_many(self, jobs:list, # (name, key, fn, args, kwargs) per cache entry, as for `StageCache`
                    desc:str="jobs", # the progress bar's label
                   )->list: # every job's output, in order
         "Outputs of many cache entries; the missing ones computed `workers` at a time in worker processes (spawned, so `fn` must be importable)."
         todo = [j for j in jobs if (j[0], j[1]) in self._futures or (j[0], j[1]) not in self.cache]  # handed out earlier, or missing
+        done = {}  # computed here: returned as they are, not read back from the cache
         if self.workers == 1:
             for j in tqdm(todo, desc=desc, unit="run", disable=not todo):
-                t0 = time.perf_counter(); self.cache(j[0], j[1], j[2], *j[3], **j[4]); self._job_record(j, time.perf_counter() - t0, 1)
+                t0 = time.perf_counter(); done[j[0], j[1]] = self.cache(j[0], j[1], j[2], *j[3], **j[4])
+                self._job_record(j, time.perf_counter() - t0, 1)
         elif todo:
             self.submit(todo)
             futures = {self._futures[j[0], j[1]]: j for j in todo}
@@ -237,7 +241,7 @@ class Run:
                 failed = next((j for f, j in futures.items() if f.done() and not f.cancelled() and f.exception() is not None), None)
                 if failed is not None: print(f"{desc}: {failed[0]} {failed[1]} failed: {type(e).__name__}: {e}")
                 self.close(); raise
-        return [self.cache(j[0], j[1], j[2], *j[3], **j[4]) for j in jobs]
+        return [done[j[0], j[1]] if (j[0], j[1]) in done else self.cache(j[0], j[1], j[2], *j[3], **j[4]) for j in jobs]
 
     def _job_record(self, job, seconds:float, workers:int):
         self.jobs.append(dict(stage=self._stage, name=job[0], key=job[1], seconds=round(seconds, 2), workers=workers))

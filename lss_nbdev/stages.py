@@ -225,7 +225,7 @@ def ablation_jobs(run:Run, preprocess:dict) -> tuple:
     cfg, sp, pseudo = run.cfg, preprocess["splits"], preprocess["pseudo"]
     cfg = cfg.replace(**{"train.max_epochs": cfg.train.ablation_epochs or cfg.train.max_epochs})
     runs = [(f"{loss} · seed {s}", cfg.replace(**{"loss.name": loss, "train.seed": s}), loss, s)
-            for loss in SEG_LOSSES for s in cfg.train.ablation_seeds or cfg.train.seeds]
+            for loss in SEG_LOSSES for s in cfg.train.seeds_for_ablation()]
     runs += [(f"pid_tversky · {g}", cfg.replace(**{"loss.name": "pid_tversky", **{f"loss.{k}": v for k, v in gains.items()}}),
               "pid_tversky", g) for g, gains in cfg.train.ablation_pid_gains.items()]
     return cfg, runs, [training_job(run, f"ablation {name}", vcfg, sp, pseudo) for name, vcfg, _, _ in runs]
@@ -247,7 +247,7 @@ def stage_ablation(run:Run, preprocess:dict) -> dict|None:
     fmt = pd.DataFrame({m: [f"{a:.4f} ± {b:.4f}" for a, b in zip(agg[(m, "mean")], agg[(m, "std")])] for m in metrics},
                        index=agg.index).reset_index().assign(n_seeds=per_seed.groupby(["target", "loss"], sort=False).size().values)
     run.table(per_seed, "ablation_loss_per_seed", "Loss ablation: one row per loss, seed and target (macro over grades)")
-    run.table(fmt, "ablation_loss", f"Table 6: loss ablation, mean ± sd over seeds {list(cfg.train.ablation_seeds or cfg.train.seeds)} "
+    run.table(fmt, "ablation_loss", f"Table 6: loss ablation, mean ± sd over seeds {list(cfg.train.seeds_for_ablation())} "
               f"({cfg.train.max_epochs} epochs per run, macro over grades)")
     plot_pid_trajectories(pid_logs, cfg, run.figure("pid_trajectories"))
     return dict(per_seed=per_seed)
@@ -708,8 +708,8 @@ def training_plan(run:Run, names):
     "Every training the stages `names` will ask for that is not cached: one list of `cache_many` jobs per stage, in `TRAINING_ORDER`, each built when reached (hand each out before building the next)."
     todo = [n for n in TRAINING_ORDER if n in names and not run.cache.path(f"stage-{n}", run.key(n)).exists()]
     pre = run.output("preprocess") if set(todo) - {"real"} else None
-    variants = train_jobs(run, pre)[0] if pre is not None else None
-    build = {"train": lambda: train_jobs(run, pre)[1], "crossfit": lambda: crossfit_jobs(run, pre, variants)[2],
+    variants, train = train_jobs(run, pre) if pre is not None else (None, None)
+    build = {"train": lambda: train, "crossfit": lambda: crossfit_jobs(run, pre, variants)[2],
              "seeds": lambda: seeds_jobs(run, pre, variants)[2], "ablation": lambda: ablation_jobs(run, pre)[2],
              "real": lambda: real_jobs(run)[2]}  # loads and denoises the real cohort: the workers train meanwhile
     for n in todo:

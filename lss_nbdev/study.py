@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 from .config import StudyConfig
-from .runs import Run, checkpoint_dir, resolve_device, torch_threads
+from .runs import Run, checkpoint_dir, resolve_device, torch_threads, usable_cores
 from .stages import STAGES, train_variants, training_plan
 from .train import build_model, to_tensors, fit, launched_processes
 from .manifest import write_manifest, manifest_summary, environment
@@ -66,8 +66,7 @@ def _closure(names:list) -> list:
 def default_workers(cfg:StudyConfig) -> int:
     "Trainings at once: on a CPU with `train.threads` set, one per `train.threads` cores (at most 4); on CUDA, or with torch's own threads, one."
     if cfg.train.threads is None or resolve_device(cfg) == "cuda": return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(4, cores // cfg.train.threads))
+    return max(1, min(4, usable_cores() // cfg.train.threads))
 
 def run_study(cfg:StudyConfig, # the configuration (cfg.data.source names the cohort)
               out, # run directory, e.g. runs/quick
