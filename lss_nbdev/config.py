@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_config.ipynb #e2f11df0
 from __future__ import annotations
-import hashlib, json
+import hashlib, json, math
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['CHOICES', 'UNHASHED', 'PROFILES', 'DataConfig', 'DenoiseConfig', 'AugmentConfig', 'PseudoMaskConfig', 'ModelConfig',
-           'LossConfig', 'TrainConfig', 'ARRGConfig', 'EvalConfig', 'RealConfig', 'StudyConfig']
+__all__ = ['CHOICES', 'LIMITS', 'UNHASHED', 'PROFILES', 'DataConfig', 'DenoiseConfig', 'AugmentConfig', 'PseudoMaskConfig',
+           'ModelConfig', 'LossConfig', 'TrainConfig', 'ARRGConfig', 'EvalConfig', 'RealConfig', 'StudyConfig']
 
 # %% ../nbs/00_config.ipynb #f154e11f
 @dataclass
@@ -183,6 +183,29 @@ CHOICES = {  # settings with a closed set of values, checked when a config is bu
     "train.seg_target": ("pseudo", "anatomical"),
     "arrg.loss": ("nll", "focal"),
 }
+
+def _at_least(n:int):
+    "A test that an integer setting is >= n (None, where the setting allows it, is left to its type check)."
+    return lambda v: v >= n
+
+def _rate(v) -> bool: return math.isfinite(v) and v >= 0  # a learning rate or weight decay: finite, >= 0
+
+LIMITS = {  # numeric settings with a range, checked when a config is built: key -> (test, what the value must be)
+    "train.batch_size": (_at_least(1), "an integer >= 1"),
+    "train.max_epochs": (_at_least(1), "an integer >= 1"),
+    "train.patience": (_at_least(1), "an integer >= 1"),
+    "train.ablation_epochs": (_at_least(1), "an integer >= 1 or None"),
+    "train.seeds": (lambda v: len(v) >= 1, "a non-empty list of seeds"),
+    "train.lr_encoder": (_rate, "a finite number >= 0"),
+    "train.lr_decoder": (_rate, "a finite number >= 0"),
+    "train.lr_adapter": (_rate, "a finite number >= 0"),
+    "train.weight_decay": (_rate, "a finite number >= 0"),
+    "arrg.lr": (_rate, "a finite number >= 0"),
+    "arrg.weight_decay": (_rate, "a finite number >= 0"),
+    "real.max_epochs": (_at_least(1), "an integer >= 1 or None"),
+    "eval.n_bootstrap": (_at_least(0), "an integer >= 0"),
+    "eval.ci": (lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
+}
 UNHASHED = {"model.feature_cache"}  # where things are kept, not what is computed: left out of every hash
 
 def _tuples(o):
@@ -233,6 +256,9 @@ class StudyConfig:
         for key, allowed in CHOICES.items():
             v = self.get(key)
             if v not in allowed: raise ValueError(f"config key '{key}' must be one of {allowed}, found {v!r}")
+        for key, (ok, what) in LIMITS.items():
+            v = self.get(key)
+            if v is not None and not ok(v): raise ValueError(f"config key '{key}' must be {what}, found {v!r}")
 
     def get(self, key:str):
         "The value at a dotted key, e.g. `cfg.get('loss.name')`."

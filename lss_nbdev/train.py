@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_train.ipynb #8208f6f1
 from __future__ import annotations
-import contextlib, math, os, random, shutil, uuid
+import contextlib, math, os, pickle, random, re, shutil, uuid
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
@@ -20,10 +20,10 @@ from .losses import make_seg_loss
 from .model import LSSNet, param_groups
 
 # %% auto #0
-__all__ = ['SEG_TARGETS', 'CKPT_TAG', 'FROM_FILES', 'build_model', 'TensorSet', 'seg_targets', 'to_tensors', 'SyncBatchNorm2d',
-           'sync_batchnorm', 'shard_batch', 'batch_order', 'grade_loss', 'run_epoch', 'predict', 'dice_per_case',
-           'weights_tag', 'omitted_state', 'load_checkpoint', 'finish_checkpoint', 'save_checkpoint',
-           'launched_processes', 'make_accelerator', 'copy_checkpoint', 'fit']
+__all__ = ['SEG_TARGETS', 'CKPT_TAG', 'FROM_FILES', 'TRAIN_STEP_KEYS', 'build_model', 'TensorSet', 'seg_targets', 'to_tensors',
+           'SyncBatchNorm2d', 'sync_batchnorm', 'shard_batch', 'batch_order', 'grade_loss', 'run_epoch', 'predict',
+           'dice_per_case', 'weights_tag', 'omitted_state', 'load_checkpoint', 'finish_checkpoint', 'save_checkpoint',
+           'read_train_state', 'check_finite', 'launched_processes', 'make_accelerator', 'copy_checkpoint', 'fit']
 
 # %% ../nbs/16_train.ipynb #e801e93c
 def build_model(cfg:StudyConfig, # uses cfg.model
@@ -272,15 +272,52 @@ def save_checkpoint(out:Path, model, state:dict, new_best:bool):
     finish_checkpoint(out, state["tags"])
     pd.DataFrame(state["log"]).to_csv(out/"train_log.csv", index=False)
 
+# %% ../nbs/16_train.ipynb #b7e0c1a2
+def _rng_state() -> dict:
+    "The RNGs of torch, numpy and python as tensors, numbers and strings, which the weights-only unpickler reads."
+    kind, key, pos, has_gauss, gauss = np.random.get_state()
+    return dict(torch=torch.get_rng_state(), python=random.getstate(),
+                numpy=dict(kind=str(kind), key=torch.from_numpy(key.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss), gauss=float(gauss)))
+
+def _set_rng_state(s:dict):
+    "Restore the RNGs from what `_rng_state` returned."
+    n, (version, internal, gauss) = s["numpy"], s["python"]
+    torch.set_rng_state(s["torch"])
+    np.random.set_state((n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    random.setstate((version, tuple(internal), gauss))
+
+def read_train_state(path, # a `state.pt` written by `save_checkpoint` (`fit`, `fit_unet`)
+                    )->dict: # optimizer, rng, log, epoch, best, best_epoch, waited, tags (and seg_loss or image_size)
+    "A training state read with `torch.load(weights_only=True)`: tensors, numbers, strings, lists and dicts only, so a planted file cannot run code."
+    try: return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        why = re.search(r"Unsupported [^\n]*?(?= was not|\n|$)", str(e))
+        raise ValueError(f"{path} is not a training state that loads as weights only ({why[0] if why else str(e).splitlines()[0]}): "
+                         f"written by an older version or not by fit; delete it to train this model from scratch") from None
+
+# %% ../nbs/16_train.ipynb #b7e0c1a6
+TRAIN_STEP_KEYS = ("train.lr_encoder", "train.lr_decoder", "train.lr_adapter", "train.weight_decay", "train.batch_size",
+                   "train.bf16", "loss.name", "loss.cls_weight")  # the settings that shape `fit`'s step, named when it diverges
+
+def check_finite(epoch:int, # the epoch just trained
+                 cfg:StudyConfig, # the settings named in the message
+                 values:dict, # name -> a number or an array of this epoch: its loss, its validation predictions
+                 model=None, # its trainable weights are checked too
+                 keys:tuple=TRAIN_STEP_KEYS, # the settings that shape a step, named in the message
+                ):
+    "Refuse, in one line, an epoch whose numbers or trainable weights hold a NaN or an infinity."
+    bad = [f"{k}={float(v)}" if np.ndim(v) == 0 else f"{k} ({int(np.size(v) - np.isfinite(v).sum())} of {np.size(v)} values)"
+           for k, v in values.items() if not np.isfinite(v).all()]
+    if model is not None:
+        w = [n for n, q in model.named_parameters() if q.requires_grad and not bool(torch.isfinite(q.detach()).all())]
+        if w: bad.append(f"{len(w)} trainable weight tensors, e.g. {w[0]}")
+    if bad:
+        raise ValueError(f"training diverged at epoch {epoch}: not finite: {'; '.join(bad)}; nothing of this epoch was checkpointed; "
+                         f"the step's settings: {', '.join(f'{k}={cfg.get(k)!r}' for k in keys)}")
+
 # %% ../nbs/16_train.ipynb #4f6cdc8f
 def _seed_everything(seed:int):
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
-
-def _rng_state() -> dict:
-    return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate())
-
-def _set_rng_state(s:dict):
-    torch.set_rng_state(s["torch"]); np.random.set_state(s["numpy"]); random.setstate(s["python"])
 
 def _st_device(device:torch.device) -> str:
     "The device as safetensors names it ('cpu', not the 'cpu:0' that accelerate reports)."
@@ -359,12 +396,12 @@ def fit(model, # an `LSSNet`
         def recover():
             out.mkdir(parents=True, exist_ok=True)
             if (out/"state.pt").exists():
-                st = torch.load(out/"state.pt", weights_only=False)
+                st = read_train_state(out/"state.pt")
                 if st.get("tags"): finish_checkpoint(out, st["tags"])
                 pd.DataFrame(st["log"]).to_csv(out/"train_log.csv", index=False)
         _on_main(acc, recover)
         if (out/"state.pt").exists():
-            st = torch.load(out/"state.pt", weights_only=False)
+            st = read_train_state(out/"state.pt")
             load_checkpoint(model, out/"last.safetensors", device=_st_device(device))
             opt.load_state_dict(st["optimizer"])
             if hasattr(seg_loss, "load_state_dict") and st.get("seg_loss"): seg_loss.load_state_dict(st["seg_loss"])
@@ -380,9 +417,11 @@ def fit(model, # an `LSSNet`
         row = dict(epoch=epoch)
         if hasattr(seg_loss, "beta"): row.update(alpha=float(seg_loss.alpha), beta=float(seg_loss.beta))
         t = run_epoch(net, train, seg_loss, cfg, opt, epoch, device, accelerator=acc)
+        check_finite(epoch, cfg, dict(train_loss=t["loss"]))  # a diverged step stops the run before anything of it is kept
         row.update(train_loss=t["loss"], train_seg=t["seg"], train_cls=t["cls"], train_fp=t["fp"], train_fn=t["fn"])
         if hasattr(seg_loss, "epoch_end"): seg_loss.epoch_end(t["fp"], t["fn"])
         pr = predict(model, val, device=device, bf16=cfg.train.bf16)
+        check_finite(epoch, cfg, dict(val_mask_probs=pr["mask_probs"], val_grade_probs=pr["grade_probs"]), model)
         d = dice_per_case(pr["mask_probs"], val.masks[:, 0].numpy())
         graded = val_grades >= 0
         row.update(val_dice=float(d.mean()), val_acc=float((pr["grade_probs"].argmax(1) == val_grades)[graded].mean()) if graded.any() else float("nan"))

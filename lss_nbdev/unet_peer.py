@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from .config import StudyConfig
 from .grades import GRADES
 from .train import (TensorSet, seg_targets, batch_order, dice_per_case, save_checkpoint, finish_checkpoint,
-                             _autocast, _seed_everything, _rng_state, _set_rng_state)
+                             read_train_state, check_finite, _autocast, _seed_everything, _rng_state, _set_rng_state)
 
 # %% auto #0
 __all__ = ['PeerUNet', 'build_unet', 'unet_tensors', 'predict_unet', 'fit_unet']
@@ -97,6 +97,8 @@ def predict_unet(model:PeerUNet, # a trained `PeerUNet`
     return [cv2.resize(q, c.image.shape[::-1], interpolation=cv2.INTER_LINEAR) for q, c in zip(p, cases)]
 
 # %% ../nbs/16a_unet.ipynb #b35e2efa
+_STEP_KEYS = ("train.lr_decoder", "train.weight_decay", "train.batch_size", "train.bf16")  # what shapes the peer's step
+
 def _train_epoch(model, data:TensorSet, loss_fn, opt, cfg:StudyConfig, epoch:int, device) -> float:
     "One pass over the training tensors in `batch_order`; the mean loss per case."
     model.train()
@@ -135,7 +137,7 @@ def fit_unet(model:PeerUNet, # from `build_unet`
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         if (out/"state.pt").exists():
-            st = torch.load(out/"state.pt", weights_only=False)
+            st = read_train_state(out/"state.pt")  # weights only: a planted state.pt runs nothing
             if st["image_size"] != model.image_size:
                 raise ValueError(f"checkpoint {out} was trained at image_size {st['image_size']}, the model has {model.image_size}")
             tags = st.get("tags") or {}
@@ -149,7 +151,10 @@ def fit_unet(model:PeerUNet, # from `build_unet`
         if stop_after is not None and n_done >= stop_after: break
         t0 = time.perf_counter()
         row = dict(epoch=epoch, train_loss=_train_epoch(model, train, loss_fn, opt, cfg, epoch, device))
-        d = dice_per_case(_mask_probs(model, val.pixels, 16, device, cfg.train.bf16), val_masks)
+        check_finite(epoch, cfg, dict(train_loss=row["train_loss"]), keys=_STEP_KEYS)  # a diverged step: stop before anything is kept
+        probs = _mask_probs(model, val.pixels, 16, device, cfg.train.bf16)
+        check_finite(epoch, cfg, dict(val_mask_probs=probs), model, keys=_STEP_KEYS)
+        d = dice_per_case(probs, val_masks)
         row.update(val_dice=float(d.mean()), seconds=time.perf_counter() - t0)
         if row["val_dice"] > best + 1e-6: best, best_epoch, waited = row["val_dice"], epoch, 0
         else: waited += 1
