@@ -15,7 +15,8 @@ from .metrics import expected_calibration_error
 from .augment import draw_augmentation, apply_augmentation, augmentation_matrix
 
 # %% auto #0
-__all__ = ['TemperatureScaler', 'calibration_report', 'paper_perturbation', 'prediction_stability']
+__all__ = ['TemperatureScaler', 'fit_temperature', 'apply_temperature', 'calibration_report', 'paper_perturbation',
+           'prediction_stability']
 
 # %% ../nbs/23_calibration.ipynb #007d9420
 def _logits(z, name:str="logits")->np.ndarray:
@@ -68,9 +69,42 @@ class TemperatureScaler:
         if self.temperature is None: raise ValueError("TemperatureScaler is not fitted: call .fit(val_logits, val_labels) first")
         return softmax(_logits(logits) / self.temperature, axis=1)
 
+    @classmethod
+    def from_temperature(cls, temperature:float, # a known T > 0, e.g. a run's fitted temperature
+                         bounds:tuple=(0.05, 20.0), # search range, used only if it is fitted again
+                        )->"TemperatureScaler": # a scaler that transforms without fitting
+        "A scaler with a given temperature."
+        try: t = float(temperature)
+        except (TypeError, ValueError): t = math.nan
+        if not (math.isfinite(t) and t > 0): raise ValueError(f"temperature must be a finite number > 0, found {temperature!r}")
+        ts = cls(bounds); ts.temperature = t
+        return ts
+
     def fit_transform(self, logits, y)->np.ndarray: return self.fit(logits, y).transform(logits)
     def __repr__(self): return f"TemperatureScaler(temperature={'unfitted' if self.temperature is None else f'{self.temperature:.4f}'})"
 
+# %% ../nbs/23_calibration.ipynb #0edc2131
+def _log_probs(p, name:str)->np.ndarray:
+    "log(p + 1e-8) of N×C probabilities, float64: the logits that temperature scaling divides."
+    p = _logits(p, name)
+    if (p < 0).any(): raise ValueError(f"{name} has negative values: not probabilities")
+    return np.log(p + 1e-8)
+
+def fit_temperature(val_probs:np.ndarray, # N×C validation softmax probabilities (GRADES order)
+                    y_val:np.ndarray, # N labels: grade strings or class indices
+                   )->TemperatureScaler: # fitted on log(val_probs + 1e-8)
+    "Fit the temperature on validation probabilities."
+    return TemperatureScaler().fit(_log_probs(val_probs, "val_probs"), y_val)
+
+def apply_temperature(probs:np.ndarray, # N×C softmax probabilities (GRADES order)
+                      temperature:float|None, # T > 0; None: no calibration
+                     )->np.ndarray: # N×C calibrated probabilities, softmax(log(probs + 1e-8) / T), float64
+    "Temperature scaling of probabilities (`TemperatureScaler.transform` of their logarithms)."
+    z = _log_probs(probs, "probs")  # validates probs, also when there is no temperature
+    if temperature is None: return _logits(probs, "probs")
+    return TemperatureScaler.from_temperature(temperature).transform(z)
+
+# %% ../nbs/23_calibration.ipynb #821265f0
 def calibration_report(y_true, # N true grades
                        probs_before, # N×3 probabilities before calibration (GRADES order)
                        probs_after, # N×3 probabilities after

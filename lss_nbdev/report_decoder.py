@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_report_decoder.ipynb #69e4b9a8
 from __future__ import annotations
-import json, math, re
+import json, math, os, re, shutil
 from collections import Counter
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -332,19 +332,38 @@ def compose_report(findings:str, # learned findings text (from `generate`), or "
     return f"{findings.strip()} {t}".strip()
 
 # %% ../nbs/20_report_decoder.ipynb #0a4da81a
-def save_arrg(decoder:ReportDecoder, path)->Path:
-    "Write `path`/arrg.safetensors and `path`/arrg.json (vocabulary, hyperparameters)."
+_ARRG_FILES = ("arrg.json", "arrg.safetensors")
+
+def save_arrg(decoder:ReportDecoder, # the decoder to save
+              path, # folder to (re)place: holds arrg.safetensors and arrg.json afterwards, and nothing else
+             )->Path: # `path`
+    "Write `path`/arrg.safetensors and `path`/arrg.json (vocabulary, hyperparameters) atomically: a failed save leaves `path` as it was."
     from safetensors.torch import save_file
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in decoder.state_dict().items()}, str(path / "arrg.safetensors"))
-    (path / "arrg.json").write_text(json.dumps(dict(vocab=decoder.vocab.itos, hparams=decoder.hparams), indent=1))
+    path = Path(path)
+    if path.exists() and not path.is_dir(): raise ValueError(f"{path} is a file, not a folder: cannot save a report decoder there")
+    if path.is_dir() and (other := sorted(p.name for p in path.iterdir() if p.name not in _ARRG_FILES)):
+        raise ValueError(f"{path} holds other files ({', '.join(other[:3])}): refusing to replace it with a report decoder")
+    base = path.absolute()
+    tmp, old = (base.with_name(f"{base.name}.{tag}-{os.getpid()}") for tag in ("partial", "old"))
+    shutil.rmtree(tmp, ignore_errors=True); shutil.rmtree(old, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        save_file({k: v.contiguous() for k, v in decoder.state_dict().items()}, str(tmp / "arrg.safetensors"))
+        (tmp / "arrg.json").write_text(json.dumps(dict(vocab=decoder.vocab.itos, hparams=decoder.hparams), indent=1))
+        if path.exists(): os.replace(path, old)
+        try: os.replace(tmp, path)
+        except BaseException:
+            if old.exists() and not path.exists(): os.replace(old, path)  # put the previous decoder back
+            raise
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
     return path
 
 def load_arrg(path)->ReportDecoder:
     "A `ReportDecoder` saved by `save_arrg`, in eval mode."
     from safetensors.torch import load_file
     path = Path(path)
-    for f in ("arrg.json", "arrg.safetensors"):
+    for f in _ARRG_FILES:
         if not (path / f).is_file(): raise ValueError(f"{path} has no {f}: not a saved report decoder")
     meta = json.loads((path / "arrg.json").read_text())
     vocab = ReportVocab(meta["vocab"][len(SPECIALS):])
