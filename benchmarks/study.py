@@ -11,11 +11,12 @@ say how much the loop adds to the step, and the training stages' rates are set a
 
     python benchmarks/study.py [--run runs/quick] [--profile] [--py-spy FILE]
 """
-import argparse, collections, json, pickle, tempfile, time
+import argparse, collections, json, tempfile, time
 from pathlib import Path
 from lss_nbdev.config import StudyConfig  # first: the package sets the OpenMP wait policy before torch loads, as in make study
 import pandas as pd, torch
-from lss_nbdev.runs import Run, model_label, with_backbone, _slug
+from lss_nbdev.runs import Run, StageCache, model_label, with_backbone
+from lss_nbdev.rundir import slug
 from lss_nbdev.stages import STAGES
 from lss_nbdev.train import build_model, to_tensors, run_epoch, fit
 from lss_nbdev.losses import make_seg_loss
@@ -30,11 +31,10 @@ def training_stage_rates(run:Path) -> pd.DataFrame:
     "Per training stage, for the trainings of the default network at the profile's size (the step benchmark's model): how many, how many at once, their seconds, and images/s per training (epochs × images / seconds)."
     m, rows = json.loads((run/"manifest.json").read_text()), []
     cfg = StudyConfig.load(run/"config.yaml")
-    default = _slug(model_label(with_backbone(cfg, cfg.model.backbone)))
+    default, cache = slug(model_label(with_backbone(cfg, cfg.model.backbone))), StageCache(run/"cache")
     for j in m.get("jobs", []):
         if j["key"].startswith("real_") or not (j["key"].startswith("ablation_") or default in j["key"]): continue
-        p = run/"cache"/f"{j['name']}-{j['key']}.pkl"
-        pred = pickle.loads(p.read_bytes()) if p.exists() else {}
+        pred = cache.read(j["name"], j["key"])[1] or {}  # signed entries only
         if "epochs_trained" not in pred: continue  # the U-Net peer's log has no image count
         rows.append(dict(stage=j["stage"], workers=j["workers"], seconds=j["seconds"], images=pred["epochs_trained"] * pred["train_images"]))
     if not rows: return pd.DataFrame()

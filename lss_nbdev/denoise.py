@@ -13,6 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm.auto import tqdm
 from .config import StudyConfig
 from .cases import Case, Cohort
+from .rundir import safe_name, code_fingerprint
 
 # %% auto #0
 __all__ = ['check_image', 'estimate_noise_sigma', 'nlm_denoise', 'denoise_cohort', 'denoise_quality', 'phantom_pairs',
@@ -77,7 +78,7 @@ def _fingerprint(x:np.ndarray) -> str:
 
 def _denoise_case(case:Case, cfg:StudyConfig, folder:Path|None) -> np.ndarray:
     "Denoised raw pixels of one case, from the cache when present."
-    path = folder / f"{case.case_id}_{_fingerprint(case.raw)}.npy" if folder is not None else None
+    path = folder / f"{safe_name(case.case_id)}_{_fingerprint(case.raw)}.npy" if folder is not None else None
     if path is not None and path.exists(): return np.load(path)
     d = cfg.denoise
     out = nlm_denoise(case.raw, h=d.h, patch=d.patch, search=d.search, h_factor=d.h_factor, name=f"case {case.case_id}")
@@ -94,7 +95,7 @@ def denoise_cohort(cohort:Cohort, # the cohort whose raw slices to denoise
     "Non-local means over a whole cohort, in parallel, cached by `cfg.hash('data', 'denoise')`."
     folder = None
     if cache_dir is not None:
-        folder = Path(cache_dir) / "denoise" / cfg.hash("data", "denoise")
+        folder = Path(cache_dir) / "denoise" / f"{cfg.hash('data', 'denoise')}-{code_fingerprint('denoise')}"
         folder.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(n_workers or os.cpu_count() or 1) as ex:
         raws = list(tqdm(ex.map(lambda c: _denoise_case(c, cfg, folder), cohort.cases), total=len(cohort),

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from .config import StudyConfig
 from .runs import Run, REPO
+from .rundir import atomic_write
 
 # %% auto #0
 __all__ = ['PACKAGES', 'RUNTIME_ENV', 'environment', 'seeds', 'write_manifest', 'manifest_summary']
@@ -68,10 +69,8 @@ def write_manifest(run:Run, env:dict|None=None) -> Path:
     m = dict(written=time.strftime("%Y-%m-%dT%H:%M:%S%z"), out=str(run.out), profile=run.cfg.profile_name, data=run.cfg.data.source,
              device_asked=run.cfg.device, config_hash=run.cfg.hash(), seeds=seeds(run.cfg), environment=env or environment(),
              workers=run.workers, handed_out=run.handed_out,
-             stages=[{k: v for k, v in r.items() if k != "files"} for r in run.records], jobs=run.jobs)
-    p = run.out/"manifest.json"; tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(m, indent=1, default=str)); os.replace(tmp, p)
-    return p
+             stages=[{k: v for k, v in r.items() if k != "files"} for r in run.records], jobs=run.jobs, cache=run.cache.events)
+    return atomic_write(run.out/"manifest.json", json.dumps(m, indent=1, default=str))
 
 def manifest_summary(path) -> list:
     "Markdown lines for REPORT.md: code, device, torch and per-stage status and time."

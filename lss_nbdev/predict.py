@@ -4,7 +4,7 @@
 
 # %% ../nbs/27b_predict.ipynb #6a28d7aa
 from __future__ import annotations
-import base64, hashlib, hmac, html, json, os, pickle, re, secrets, shutil, time, warnings
+import base64, hashlib, hmac, html, json, os, re, secrets, shutil, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, cv2, torch, pydicom
@@ -27,17 +27,18 @@ from .masks import affected_area, template_grade
 from .explain import evidence_record, relevance_heatmap, heatmap_overlay, OVERLAY_COLOURS
 from .report_template import ReportInput
 from .report_decoder import load_arrg, report_table
-from .runs import Run, checkpoint_dir, _slug, torch_threads
+from .runs import torch_threads
 from .train import build_model, load_checkpoint
-from .stages import STAGES, ARRG_TRAINING_KEYS
+from .calibration import apply_temperature
+from .rundir import read_model_card, card_file
 
 # %% auto #0
 __all__ = ['RSNA_NAMES', 'DICOM_SUFFIXES', 'IMAGE_SUFFIXES', 'RSNA_AXIAL', 'SEG_SOP_CLASS', 'PLANTED_PHI', 'DISCLAIMER',
            'LevelSlice', 'Study', 'dicom_series', 'check_one_patient', 'pick_axial_t2', 'check_slice_sizes',
            'geometry_blocks', 'read_dicom_study', 'axial_slices', 'read_nifti_study', 'read_slice_folder', 'read_study',
-           'write_axial_study', 'write_phantom_study', 'stage_output', 'Pipeline', 'load_pipeline', 'calibrate',
-           'run_pipeline', 'levels_table', 'overlay_image', 'png_bytes', 'scrubbed_source', 'write_canal_seg',
-           'report_markdown', 'report_json', 'index_html', 'pseudonym_for', 'predict', 'find_identifiers']
+           'write_axial_study', 'write_phantom_study', 'Pipeline', 'load_pipeline', 'run_pipeline', 'levels_table',
+           'overlay_image', 'png_bytes', 'scrubbed_source', 'write_canal_seg', 'report_markdown', 'report_json',
+           'index_html', 'pseudonym_for', 'predict', 'find_identifiers']
 
 # %% ../nbs/27b_predict.ipynb #395908df
 RSNA_NAMES = {g: n for n, g in RSNA_GRADES.items()}  # "A" -> "Normal/Mild", "BC" -> "Moderate", "D" -> "Severe"
@@ -450,24 +451,6 @@ def write_phantom_study(folder, # the patient's folder (created)
     return pd.DataFrame(rows)
 
 # %% ../nbs/27b_predict.ipynb #7330418f
-def stage_output(run_dir:Path, # a run directory
-                 name:str, # a stage name, e.g. "train"
-                ): # the stage's cached output, or None when it has none
-    "A stage's cached output: the file of the manifest's key, else the newest `stage-<name>-*.pkl` that holds one."
-    run_dir, paths = Path(run_dir), []
-    try:
-        for s in json.loads((run_dir/"manifest.json").read_text()).get("stages", []):
-            if s.get("stage") == name: paths.append(run_dir/"cache"/f"stage-{name}-{s['key']}.pkl")
-    except (OSError, ValueError): pass
-    paths += sorted((run_dir/"cache").glob(f"stage-{name}-*.pkl"), key=lambda p: -p.stat().st_mtime)
-    for p in paths:
-        if not p.is_file(): continue
-        try:
-            with open(p, "rb") as f: out = pickle.load(f)["output"]
-        except Exception: continue
-        if out is not None: return out
-    return None
-
 @dataclass(eq=False)
 class Pipeline:
     "A trained model of a run with what predict needs around it."
@@ -495,25 +478,19 @@ def _check_weights(path:Path, cfg:StudyConfig, err:Exception) -> ValueError:
                       f"patch {m.patch_size}): a model trained at another input size or architecture ({what})")
 
 def load_pipeline(run_dir, # a run directory that trained a model (`lss-study run ... --stages train,explain`)
-                  model:str|None=None, # the model's name in the run; None: the anatomical-target model, else the main one
+                  model:str|None=None, # the model's name in the run; None: the model card's default
                   device:str|None=None, # None: the run's device where available, else cpu
                  )->Pipeline:
-    "The trained model of a run, its temperature and report decoder, read from the run directory (nothing is trained)."
+    "The trained model of a run, its temperature and report decoder, exactly as its model card names them (JSON and safetensors only; nothing is trained or unpickled)."
     run_dir = Path(run_dir)
     if not run_dir.is_dir(): raise FileNotFoundError(f"--run {run_dir}: the run directory does not exist")
-    hint = f"run `lss-study run --out {run_dir} --stages train,explain` first"
-    train = stage_output(run_dir, "train")
-    if not train: raise ValueError(f"run directory {run_dir} has no trained model: {hint}")
-    variants = train["variants"]
-    if model is None:
-        model = next((n for n, v in variants.items() if v.train.seg_target == "anatomical"), next(iter(variants)))
-    if model not in variants: raise ValueError(f"--model {model!r}: run {run_dir} has models {list(variants)}")
-    cfg = variants[model]
-    ckpt = checkpoint_dir(Run(cfg, run_dir, STAGES, verbose=False), model, cfg)/"best.safetensors"
-    by_name = sorted((run_dir/"checkpoints").glob(f"{_slug(model)}-*/best.safetensors"), key=lambda p: -p.stat().st_mtime)
-    if not ckpt.is_file() and not by_name: raise ValueError(f"run directory {run_dir} has no trained model: {ckpt} is missing; {hint}")
-    moved = not ckpt.is_file()  # the run was made by a version of the package whose config hashes differ: find the checkpoint by name
-    ckpt = by_name[0] if moved else ckpt
+    card = read_model_card(run_dir)
+    model = model or card.get("default")
+    if model not in card["models"]: raise ValueError(f"--model {model!r}: run {run_dir} has models {list(card['models'])}")
+    entry = card["models"][model]
+    try: cfg = StudyConfig.from_dict(entry["config"])
+    except (KeyError, ValueError) as e: raise ValueError(f"{run_dir}/model_card.json: the config of {model!r} is unreadable ({e})") from None
+    ckpt = card_file(run_dir, entry["checkpoint"], f"checkpoint of {model!r}")
     quiet = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar: a failed load is one line
     try: net = build_model(cfg); load_checkpoint(net, ckpt); net.eval()
@@ -523,31 +500,19 @@ def load_pipeline(run_dir, # a run directory that trained a model (`lss-study ru
     run_cfg = StudyConfig.load(run_dir/"config.yaml") if (run_dir/"config.yaml").is_file() else cfg
     dev = device or ("cuda" if run_cfg.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
     notes = [f"model {model!r} of run {run_dir.name} ({cfg.model.backbone}, input {cfg.model.image_size} px, trained on the "
-             f"{cfg.train.seg_target} target)"]
-    if moved: notes.append(f"checkpoint {ckpt.parent.name} found by the model's name: its config hash is not this package version's")
-    explain = stage_output(run_dir, "explain")
-    T = (explain or {}).get("temperatures", {}).get(model)
+             f"{cfg.train.seg_target} target; checkpoint {entry['checkpoint']['path']})"]
+    T = entry.get("temperature")
     notes.append(f"grade probabilities calibrated with the run's temperature T = {T:.3g} (fitted on its validation split)" if T is not None else
-                 "grade probabilities NOT calibrated: the run has no explain stage output with this model's temperature")
-    dec_dir = run_dir/"checkpoints"/f"arrg-{run_cfg.hash('data', 'denoise', 'augment', 'pseudomask', 'train', *ARRG_TRAINING_KEYS)}.pt"
-    found = [dec_dir] if dec_dir.is_dir() else sorted((run_dir/"checkpoints").glob("arrg-*.pt"), key=lambda p: -p.stat().st_mtime)
+                 "grade probabilities NOT calibrated: the run's explain stage has not fitted this model's temperature")
     decoder = None
-    for p in found:
-        try: decoder = load_arrg(p); notes.append(f"findings from the run's report decoder ({p.name})"); break
-        except (ValueError, OSError, RuntimeError): continue
-    if decoder is None: notes.append("no report decoder in the run (arrg stage not run): reports are the measured template sentence alone")
+    if card.get("decoder"):
+        for f in card["decoder"]["files"]: card_file(run_dir, f, "report decoder file")
+        decoder = load_arrg(run_dir/card["decoder"]["path"])
+        notes.append(f"findings from the run's report decoder ({Path(card['decoder']['path']).name})")
+    else: notes.append("no report decoder in the run (arrg stage not run): reports are the measured template sentence alone")
     return Pipeline(run_dir, run_cfg, model, cfg, net.to(dev), T, decoder, notes, dev)
 
 # %% ../nbs/27b_predict.ipynb #bfa8fada
-def calibrate(probs:np.ndarray, # N×3 softmax probabilities
-              temperature:float|None, # the run's T; None: returned as given
-             )->np.ndarray: # N×3 calibrated probabilities, softmax(log p / T)
-    "Temperature scaling as the explain stage applies it (`TemperatureScaler.transform` of log-probabilities)."
-    if temperature is None: return np.asarray(probs, np.float64)
-    z = np.log(np.asarray(probs, np.float64) + 1e-8) / float(temperature)
-    z = np.exp(z - z.max(1, keepdims=True))
-    return z / z.sum(1, keepdims=True)
-
 def run_pipeline(pipe:Pipeline, # from `load_pipeline`
                  study:Study, # from `read_study`
                  pseudonym:str, # the patient's pseudonymous id
@@ -561,7 +526,7 @@ def run_pipeline(pipe:Pipeline, # from `load_pipeline`
         res = pipe.model(pipe.model.backbone.preprocess([o["image"] for o in out]))
     masks = torch.sigmoid(res["mask_logits"].float())[:, 0].cpu().numpy()
     raw_p = torch.softmax(res["grade_logits"].float(), -1).cpu().numpy()
-    cal = calibrate(raw_p, pipe.temperature)
+    cal = apply_temperature(raw_p, pipe.temperature)
     rel = None if res.get("relevance") is None else res["relevance"].float().cpu().numpy()
     grid = tuple(res["grid"])
     inputs, failed = [], {}

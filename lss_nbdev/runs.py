@@ -4,7 +4,7 @@
 
 # %% ../nbs/26_runs.ipynb #9580be77
 from __future__ import annotations
-import hashlib, inspect, multiprocessing, os, pickle, threading, time
+import hashlib, inspect, multiprocessing, os, threading, time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -24,12 +24,15 @@ from .spider import load_spider
 from .mendeley_labels import load_mendeley_labels
 from .train import build_model, load_checkpoint
 from .backbones import DEFAULT_WEIGHTS
+from .rundir import (safe_name, slug, atomic_write, dump_signed, load_signed, UntrustedCache, provenance, code_fingerprint,
+                              data_fingerprint, weights_fingerprint, runtime_fingerprint)
 
 # %% auto #0
-__all__ = ['DATA_KINDS', 'REAL_KINDS', 'REPO', 'STUDY_DESIGN_KEYS', 'TRAINING_KEYS', 'parse_data_spec', 'load_cohort',
-           'resolve_data_path', 'parse_real_spec', 'load_real_cohort', 'StageCache', 'write_table', 'cohort_table',
-           'Stage', 'torch_threads', 'usable_cores', 'Run', 'resolve_device', 'model_label', 'with_backbone',
-           'model_variants', 'model_key', 'checkpoint_dir', 'load_trained']
+__all__ = ['DATA_KINDS', 'REAL_KINDS', 'REPO', 'STUDY_DESIGN_KEYS', 'TRAINING_KEYS', 'TRAINING_MODULES', 'DATA_SOURCES',
+           'REAL_SOURCES', 'parse_data_spec', 'load_cohort', 'resolve_data_path', 'parse_real_spec', 'data_paths',
+           'model_weights', 'load_real_cohort', 'StageCache', 'write_table', 'cohort_table', 'Stage', 'torch_threads',
+           'usable_cores', 'Run', 'resolve_device', 'model_label', 'with_backbone', 'model_variants',
+           'training_fingerprint', 'model_key', 'checkpoint_dir', 'load_trained']
 
 # %% ../nbs/26_runs.ipynb #a857b776
 DATA_KINDS = ("phantom", "mendeley", "rsna", "folder")
@@ -81,6 +84,21 @@ def parse_real_spec(spec:str, # "folder:CSV", "spider:DIR" or "mendeley_labels:D
     if not p.exists(): raise FileNotFoundError(f"real.source {spec!r}: {path} does not exist")
     return kind, p
 
+def data_paths(cfg:StudyConfig, # the config
+               key:str, # "data.source", "real.source" or "data.notes"
+              )->list: # the files or folders it names (none for the phantom or an empty setting)
+    "The data files or folders a config key names, resolved as the loaders resolve them."
+    if key == "data.source": return [p for p in [parse_data_spec(cfg.data.source)[1]] if p]
+    if key == "real.source": return [] if cfg.real.source is None else [parse_real_spec(cfg.real.source)[1]]
+    if key in ("data.notes", "data.slice_csv"):
+        v = cfg.data.notes if key == "data.notes" else cfg.data.slice_csv
+        return [resolve_data_path(v)] if v else []
+    raise ValueError(f"data_paths: {key!r} names no data; expected data.source, real.source, data.notes or data.slice_csv")
+
+def model_weights(cfg:StudyConfig) -> dict:
+    "Family -> the weights a model of this config may load: the configured backbone's and every family's `model.weights`."
+    return {**cfg.model.weights, cfg.model.backbone: cfg.model.weights_for(cfg.model.backbone)}
+
 def load_real_cohort(cfg:StudyConfig, # uses cfg.real.source (and cfg.data.notes for mendeley_labels)
                     )->Cohort:
     "The real cohort with real masks that `cfg.real.source` names."
@@ -91,20 +109,32 @@ def load_real_cohort(cfg:StudyConfig, # uses cfg.real.source (and cfg.data.notes
 
 # %% ../nbs/26_runs.ipynb #b00169ea
 class StageCache:
-    "Pickle cache of stage outputs under `root`, keyed by stage name and config hash."
-    def __init__(self, root): self.root = Path(root); self.root.mkdir(parents=True, exist_ok=True)
-    def path(self, name:str, key:str) -> Path: return self.root/f"{name}-{key}.pkl"
+    "Signed pickle cache (`rundir.dump_signed`) of stage outputs under `root`, keyed by name and key; `events` lists every hit and miss."
+    def __init__(self, root): self.root = Path(root); self.root.mkdir(parents=True, exist_ok=True); self.events = []
+    def path(self, name:str, key:str) -> Path: return self.root/f"{safe_name(name)}-{safe_name(key)}.pkl"
     def __contains__(self, name_key) -> bool: return self.path(*name_key).exists()
 
-    def __call__(self, name:str, key:str, fn, *args, **kwargs):
-        "The cached output of `fn(*args, **kwargs)` for this stage and key, computing it once."
+    def read(self, name:str, key:str)->tuple: # (found, object)
+        "The cached object when there is one that this machine's key signed; an unsigned or foreign one is reported in one line and not read."
         p = self.path(name, key)
-        if p.exists():
-            with open(p, "rb") as f: return pickle.load(f)
+        if not p.exists(): return False, None
+        try: saved = load_signed(p)
+        except UntrustedCache as e:
+            print(f"cache: {e}; computing it again"); self.events.append(dict(name=name, key=key, status="untrusted")); return False, None
+        self.events.append(dict(name=name, key=key, status="hit", commit=saved["provenance"]["commit"], written=saved["provenance"]["written"]))
+        return True, saved["output"]
+
+    def write(self, name:str, key:str, obj) -> Path:
+        "Keep `obj` under this name and key, signed, with the provenance of the process that computed it."
+        self.events.append(dict(name=name, key=key, status="miss"))
+        return dump_signed(dict(output=obj, provenance=provenance()), self.path(name, key))
+
+    def __call__(self, name:str, key:str, fn, *args, **kwargs):
+        "The cached output of `fn(*args, **kwargs)` for this name and key, computing it once."
+        found, out = self.read(name, key)
+        if found: return out
         out = fn(*args, **kwargs)
-        tmp = p.with_suffix(".tmp")
-        with open(tmp, "wb") as f: pickle.dump(out, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, p)
+        self.write(name, key, out)
         return out
 
 # %% ../nbs/26_runs.ipynb #50b6daf4
@@ -114,11 +144,11 @@ def write_table(df:pd.DataFrame, # the table
                 title:str="", # heading of the Markdown file
                 floatfmt:str=".4f",
                )->Path: # path of the CSV file
-    "Write `tables/<name>.csv` and `tables/<name>.md`."
-    d = Path(out)/"tables"; d.mkdir(parents=True, exist_ok=True)
-    df.to_csv(d/f"{name}.csv", index=False)
+    "Write `tables/<name>.csv` and `tables/<name>.md`, each atomically (`rundir.atomic_write`)."
+    d = Path(out)/"tables"
+    atomic_write(d/f"{name}.csv", df.to_csv(index=False))
     md = df.to_markdown(index=False, floatfmt=floatfmt)
-    (d/f"{name}.md").write_text((f"# {title}\n\n" if title else "") + md + "\n")
+    atomic_write(d/f"{name}.md", (f"# {title}\n\n" if title else "") + md + "\n")
     return d/f"{name}.csv"
 
 def cohort_table(splits:dict, # {"train": Cohort, "val": Cohort, "test": Cohort}
@@ -140,13 +170,17 @@ class Stage:
     fn: Callable
     reads: tuple = ()
     keys: tuple = ()
+    sources: tuple = ()  # config keys that name data files or folders the stage reads (`data_paths`); their contents join its key
     version: int = 1
 
     def code_hash(self) -> str:
-        "Hash of the stage function's code and `version`."
-        try: src = inspect.getsource(self.fn)
-        except (OSError, TypeError): src = self.fn.__code__.co_code.hex()
-        return hashlib.sha256(f"{src}\n{self.version}".encode()).hexdigest()[:12]
+        "Hash of the code the stage runs: its function's module and every package module that imports (`rundir.code_fingerprint`), and `version`."
+        mod = self.fn.__module__
+        if mod.startswith("lss_nbdev."): code = code_fingerprint(mod.split(".", 1)[1])
+        else:  # defined in a notebook: its own source
+            try: code = inspect.getsource(self.fn)
+            except (OSError, TypeError): code = self.fn.__code__.co_code.hex()
+        return hashlib.sha256(f"{code}\n{self.version}".encode()).hexdigest()[:12]
 
 def _rss(proc:psutil.Process) -> int:
     "Resident bytes of a process and of its children (the training workers)."
@@ -205,7 +239,7 @@ class Run:
                  workers:int=1): # cache entries `cache_many` computes at once, each in its own process; 1: one at a time, in this one
         self.cfg, self.out, self.stages, self.verbose, self.workers = cfg, Path(out), stages or {}, verbose, max(1, int(workers))
         self.cache = StageCache(self.out/"cache")
-        self.outputs, self.records, self._keys, self._writing = {}, [], {}, None
+        self.outputs, self.records, self._keys, self._writing, self._data = {}, [], {}, None, {}
         self.jobs, self.handed_out, self._stage, self._pool, self._futures = [], None, None, None, {}
 
     def __reduce__(self): return (Run, (self.cfg, self.out))  # a worker needs only the config and the folder
@@ -250,11 +284,25 @@ class Run:
         "Shut the worker processes down, dropping the entries not yet started (`run_study` does, when the run ends or stops)."
         if self._pool is not None: self._pool.shutdown(wait=True, cancel_futures=True); self._pool, self._futures = None, {}
 
+    def data_fingerprint(self, *keys:str) -> str:
+        "Fingerprint of the data files that these config keys name (`data_paths`, `rundir.data_fingerprint`), computed once per run."
+        if keys not in self._data: self._data[keys] = data_fingerprint(*(p for k in keys for p in data_paths(self.cfg, k)))
+        return self._data[keys]
+
+    def runtime(self, cfg:StudyConfig|None=None, training:bool=True) -> str:
+        "The resolved device, precision and threads of a training (`train.threads`; in a worker, cores / workers) or of this process (`threads`)."
+        cfg = cfg or self.cfg
+        threads = cfg.train.threads if training else cfg.threads
+        if threads is None and training and self.workers > 1: threads = max(1, usable_cores() // self.workers)
+        return runtime_fingerprint(resolve_device(cfg), cfg.train.bf16, threads or cfg.threads)
+
     def key(self, name:str) -> str:
-        "The stage's cache key: its config keys, its inputs' keys and its code."
+        "The stage's cache key: its config keys, its inputs' keys, its code, the data it reads, the weights and the runtime."
         if name not in self._keys:
             st = self.stages[name]
-            parts = [self.cfg.hash(*st.keys) if st.keys else "", st.code_hash()] + [self.key(r) for r in st.reads]
+            parts = ([self.cfg.hash(*st.keys) if st.keys else "", st.code_hash(), self.data_fingerprint(*st.sources) if st.sources else "",
+                      weights_fingerprint(model_weights(self.cfg)), self.runtime(training=False), self.runtime()]
+                     + [self.key(r) for r in st.reads])
             self._keys[name] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
         return self._keys[name]
 
@@ -265,12 +313,14 @@ class Run:
         st, key = self.stages[name], self.key(name)
         path = self.cache.path(f"stage-{name}", key)
         t0 = time.perf_counter()
+        saved = None
         if path.exists():
-            with open(path, "rb") as f: saved = pickle.load(f)
-            for rel, data in saved["files"].items():
-                p = self.out/rel; p.parent.mkdir(parents=True, exist_ok=True); p.write_bytes(data)
+            try: saved = load_signed(path)
+            except UntrustedCache as e: print(f"stage {name}: {e}; running it again")
+        if saved is not None:
+            for rel, data in saved["files"].items(): atomic_write(self.out/rel, data)
             rec = dict(stage=name, key=key, status="cache hit", seconds=time.perf_counter() - t0, files=list(saved["files"]),
-                       ran_seconds=saved["seconds"])
+                       ran_seconds=saved["seconds"], computed_by=saved["provenance"]["commit"])
         elif skipped := [r for r in st.reads if self.output(r) is None]:
             saved = dict(output=None, files={}, seconds=0.0)
             rec = dict(stage=name, key=key, status="skipped", seconds=0.0, files=[])
@@ -282,10 +332,8 @@ class Run:
                 with _PeakRSS() as mem: out = st.fn(self, **inputs)
                 files = {str(p.relative_to(self.out)): p.read_bytes() for p in self._writing if p.exists()}
             finally: self._writing, self._stage = outer, outer_stage
-            saved = dict(output=out, files=files, seconds=time.perf_counter() - t0)
-            tmp = path.with_suffix(".tmp")
-            with open(tmp, "wb") as f: pickle.dump(saved, f, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
+            saved = dict(output=out, files=files, seconds=time.perf_counter() - t0, provenance=provenance())
+            dump_signed(saved, path)
             rec = dict(stage=name, key=key, status="ran" if out is not None else "skipped", seconds=saved["seconds"],
                        files=list(files), peak_rss_mb=round(mem.peak_mb, 1),
                        **({"cuda_peak_mb": round(mem.cuda_peak_mb, 1)} if mem.cuda_peak_mb is not None else {}))
@@ -356,20 +404,28 @@ def model_variants(cfg:StudyConfig, has_anatomy:bool) -> dict:
             out[model_label(v)] = v
     return out
 
-def _slug(name:str) -> str: return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
-
 STUDY_DESIGN_KEYS = ("model.compare", "train.seeds", "train.ablation_seeds", "train.ablation_epochs", "train.ablation_pid_gains")  # which models a study trains, not how one trains
 TRAINING_KEYS = ("data", "denoise", "augment", "pseudomask", "loss") + tuple(  # what a trained model depends on
     k for sec, c in (("model", ModelConfig), ("train", TrainConfig)) for k in (f"{sec}.{f.name}" for f in fields(c))
     if k not in STUDY_DESIGN_KEYS and k not in UNHASHED)
 
-def model_key(name:str, cfg:StudyConfig, *extra:str) -> str:
-    "A trained model's key, for its cached predictions and its checkpoint folder: its name and the config keys training reads (plus `extra`)."
-    return f"{_slug(name)}-{cfg.hash(*TRAINING_KEYS, *extra)}"
+TRAINING_MODULES = ("train", "unet_peer", "phantom", "mendeley", "rsna", "folder", "spider", "mendeley_labels", "denoise", "augment",
+                    "pseudomask")  # the code a trained model depends on: training and what builds its inputs (and all they import)
+DATA_SOURCES, REAL_SOURCES = ("data.source", "data.notes", "data.slice_csv"), ("real.source", "data.notes")  # the data of the study's models, of the real stage's
+
+def training_fingerprint(run:Run, cfg:StudyConfig, *extra:str) -> str:
+    "What a trained model depends on beyond its config keys: the training code, the data it reads, its weights, and the runtime."
+    parts = [code_fingerprint(*TRAINING_MODULES), run.data_fingerprint(*(REAL_SOURCES if "real" in extra else DATA_SOURCES)),
+             weights_fingerprint(model_weights(cfg)), run.runtime(cfg)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+def model_key(run:Run, name:str, cfg:StudyConfig, *extra:str) -> str:
+    "A trained model's key, for its cached predictions and its checkpoint folder: its name, the config keys training reads (plus `extra`) and `training_fingerprint`."
+    return f"{slug(name)}-{hashlib.sha256((cfg.hash(*TRAINING_KEYS, *extra) + training_fingerprint(run, cfg, *extra)).encode()).hexdigest()[:12]}"
 
 def checkpoint_dir(run:Run, name:str, cfg:StudyConfig, *extra:str) -> Path:
     "Where a model's checkpoints and training log live."
-    return run.out/"checkpoints"/model_key(name, cfg, *extra)
+    return run.out/"checkpoints"/model_key(run, name, cfg, *extra)
 
 def load_trained(run:Run, name:str, cfg:StudyConfig, *extra:str):
     "A trained model of this run, rebuilt from its best checkpoint, in eval mode."

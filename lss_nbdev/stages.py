@@ -4,7 +4,7 @@
 
 # %% ../nbs/27_stages.ipynb #a499a083
 from __future__ import annotations
-import hashlib
+import hashlib, json
 from dataclasses import fields
 from pathlib import Path
 import numpy as np, pandas as pd, cv2, torch
@@ -17,7 +17,7 @@ from .denoise import denoise_cohort, denoise_probe
 from .augment import balance
 from .pseudomask import pseudo_masks, preprocessing_summary
 from .losses import SEG_LOSSES
-from .train import build_model, to_tensors, fit, predict, copy_checkpoint
+from .train import build_model, to_tensors, fit, predict, copy_checkpoint, read_train_state
 from .stats import pairwise_tests, patient_means, detectable_difference, patient_paired_test
 from .metrics import (segmentation_cases, ci_summary, ci_table, classification_table, classification_figure,
                                reliability_figure, nlg_scores, nlg_table, expected_calibration_error, SEGMENTATION_METRICS)
@@ -27,7 +27,7 @@ from .vlm_report import VLM_FAMILIES, vlm_findings
 from .localisation import (localisation_cases, localisation_maps, localisation_summary, localisation_table, choose_relevance,
                                     localisation_figure, worst_localisations, case_scores, XATTN_VARIANTS, CAM_METHODS, BASELINES, LOC_SETTINGS)
 from .arrg import save_case_report, plot_report_examples
-from .calibration import TemperatureScaler, calibration_report, prediction_stability, paper_perturbation
+from .calibration import fit_temperature, apply_temperature, calibration_report, prediction_stability, paper_perturbation
 from .explain import overlay_figure, evidence_record, evidence_table, evidence_figure, failure_cases, relevance_heatmap
 from .study_figures import plot_cohort_examples, plot_pseudomask_overlays, plot_training_curves, plot_pid_trajectories, plot_real_overlays
 from .unet_peer import build_unet, fit_unet, predict_unet
@@ -35,15 +35,18 @@ from .medsam import mask_box, medsam_box_segment
 from .notes import load_notes, notes_grade_table
 from .phantom import make_cohort
 from .runs import (Run, Stage, load_cohort, load_real_cohort, resolve_data_path, cohort_table, resolve_device, model_variants, model_label,
-                            with_backbone, model_key, checkpoint_dir, load_trained, torch_threads, _slug, TRAINING_KEYS)
+                            with_backbone, model_key, checkpoint_dir, load_trained, torch_threads, training_fingerprint,
+                            TRAINING_KEYS, DATA_SOURCES, REAL_SOURCES)
+from .rundir import slug, safe_name, atomic_write, provenance, card_entry
 
 # %% auto #0
 __all__ = ['REAL_KEYS', 'ARRG_TRAINING_KEYS', 'TRAINING_ORDER', 'STAGES', 'needs', 'notes_table', 'stage_cohort',
-           'stage_preprocess', 'prefix_dir', 'train_and_predict', 'training_job', 'evaluate_model', 'train_variants',
-           'ablation_prefix', 'train_jobs', 'stage_train', 'stage_evaluate', 'write_evaluation_tables', 'ablation_jobs',
-           'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics', 'stage_explain', 'stage_localisation',
-           'real_variants', 'train_unet', 'real_jobs', 'stage_real', 'crossfit_jobs', 'stage_crossfit', 'stage_arrg',
-           'seeds_jobs', 'stage_seeds', 'training_plan']
+           'stage_preprocess', 'prefix_dir', 'train_and_predict', 'training_job', 'evaluate_model', 'explained_model',
+           'train_variants', 'ablation_prefix', 'train_jobs', 'stage_train', 'stage_evaluate',
+           'write_evaluation_tables', 'ablation_jobs', 'stage_ablation', 'paired_tests', 'power_table',
+           'stage_statistics', 'stage_explain', 'stage_localisation', 'real_variants', 'train_unet', 'real_jobs',
+           'stage_real', 'crossfit_jobs', 'stage_crossfit', 'arrg_dir', 'stage_arrg', 'seeds_jobs', 'stage_seeds',
+           'model_card', 'training_plan']
 
 # %% ../nbs/27_stages.ipynb #0637766a
 def needs(cohort:Cohort, stage:str, *parts:str) -> bool:
@@ -116,7 +119,7 @@ def prefix_dir(run:Run, cfg:StudyConfig, splits:dict, epochs:int, *extra_keys:st
     "Where a model's first `epochs` epochs are kept for a shorter run of it: the same training keys but `train.max_epochs`, the same training and validation cases."
     cases = hashlib.sha256("\n".join(c.case_id for s in ("train", "val") for c in splits[s]).encode()).hexdigest()[:12]
     keys = [k for k in TRAINING_KEYS if k != "train.max_epochs"]
-    return run.out/"checkpoints"/"prefixes"/f"{cfg.hash(*keys, *extra_keys)}-{cases}-{epochs}-epochs"
+    return run.out/"checkpoints"/"prefixes"/f"{cfg.hash(*keys, *extra_keys)}-{training_fingerprint(run, cfg, *extra_keys)}-{cases}-{epochs}-epochs"
 
 def train_and_predict(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:dict, *extra_keys:str,
                       keep_prefix:int|None=None, # keep the first that many epochs (`prefix_dir`) for a shorter run of this model
@@ -129,9 +132,10 @@ def train_and_predict(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:di
         device = resolve_device(cfg)
         out, prefix = checkpoint_dir(run, name, cfg, *extra_keys), prefix_dir(run, cfg, splits, cfg.train.max_epochs, *extra_keys)
         if not (out/"state.pt").exists() and prefix.exists(): copy_checkpoint(prefix, out)
-        before = torch.load(out/"state.pt", weights_only=False)["epoch"] + 1 if (out/"state.pt").exists() else 0
+        before = read_train_state(out/"state.pt")["epoch"] + 1 if (out/"state.pt").exists() else 0
         keep = (keep_prefix, prefix_dir(run, cfg, splits, keep_prefix, *extra_keys)) if keep_prefix and keep_prefix < cfg.train.max_epochs else None
         log = fit(model, tensors["train"], tensors["val"], cfg, out, device=device, snapshot=keep, progress=progress)
+        atomic_write(out/"provenance.json", json.dumps(dict(model=name, **provenance()), indent=1))
         pr = predict(model, tensors["test"], device=device, bf16=cfg.train.bf16)
         val = predict(model, tensors["val"], device=device, bf16=cfg.train.bf16)
     probs = [cv2.resize(p, c.raw.shape[::-1], interpolation=cv2.INTER_LINEAR) for p, c in zip(pr["mask_probs"], splits["test"])]
@@ -141,7 +145,7 @@ def train_and_predict(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:di
 
 def training_job(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:dict, *extra_keys:str, keep_prefix:int|None=None) -> tuple:
     "The `Run.cache_many` job that trains one model and predicts its test split, cached under its `model_key`."
-    return ("predictions", model_key(name, cfg, *extra_keys), train_and_predict, (run, name, cfg, splits, pseudo, *extra_keys),
+    return ("predictions", model_key(run, name, cfg, *extra_keys), train_and_predict, (run, name, cfg, splits, pseudo, *extra_keys),
             dict(keep_prefix=keep_prefix, progress=run.workers == 1))
 
 def evaluate_model(cfg:StudyConfig, pre:dict, name:str, pred:dict) -> dict:
@@ -155,6 +159,13 @@ def evaluate_model(cfg:StudyConfig, pre:dict, name:str, pred:dict) -> dict:
     area = [template_grade(affected_area(p), cfg.arrg.area_thresholds) for p in pred["mask_probs"]]
     return dict(seg=seg, y_true=[c.grade for c in test], head=head, area=area, probs=pred["grade_probs"],
                 patients=[c.patient_id for c in test])
+
+def explained_model(variants:dict, # name -> config of the trained models
+                    among=None, # only these names (e.g. the models that produced reports); None: all
+                   )->str:
+    "The model the study explains, reports on and serves: the anatomical-target model where there is one, else the first."
+    names = [n for n in variants if among is None or n in among]
+    return next((n for n in names if variants[n].train.seg_target == "anatomical"), names[0])
 
 def train_variants(run:Run, splits:dict) -> dict:
     "Name -> config of every model the train stage trains (medsam's frozen-encoder features cached under the run)."
@@ -304,14 +315,14 @@ def stage_explain(run:Run, preprocess:dict, train:dict, evaluate:dict) -> dict|N
     y_val = [c.grade for c in sp["val"]]
     cal, calibrated, temperatures = [], {}, {}
     for name, p in preds.items():
-        ts = TemperatureScaler().fit(np.log(p["val_grade_probs"] + 1e-8), y_val)
-        calibrated[name], temperatures[name] = ts.transform(np.log(p["grade_probs"] + 1e-8)), ts.temperature
+        ts = fit_temperature(p["val_grade_probs"], y_val)
+        calibrated[name], temperatures[name] = apply_temperature(p["grade_probs"], ts.temperature), ts.temperature
         rep = calibration_report(evals[name]["y_true"], p["grade_probs"], calibrated[name], cfg.eval.calibration_bins)
         cal.append(rep.rename_axis("calibration").reset_index().assign(model=name, temperature=ts.temperature))
     cal = pd.concat(cal)
     run.table(cal[["model", "temperature"] + [c for c in cal.columns if c not in ("model", "temperature")]], "calibration",
               "Grade confidence before and after temperature scaling (temperature fitted on the validation split)")
-    name = next((n for n, v in train["variants"].items() if v.train.seg_target == "anatomical"), next(iter(preds)))
+    name = explained_model(train["variants"])
     p, probs, test = preds[name], calibrated[name], sp["test"]
     records = [evidence_record(c, m, g, None if p["relevance"] is None else p["relevance"][i], grid_hw=(p["grid"], p["grid"]))
                for i, (c, m, g) in enumerate(zip(test, p["mask_probs"], probs))]
@@ -380,7 +391,7 @@ def stage_localisation(run:Run, preprocess:dict, train:dict, evaluate:dict, expl
               f"{s['steps']} steps, blurred cells), patient-level {cfg.eval.ci:.0%} CIs; relevance variant chosen on validation: {kept}")
     run.table(summary, "explanations_by_grade", "Localisation of explanations per grade (patient-level cluster bootstrap)")
     run.table(per_case, "explanations_cases", "Localisation scores of every test case, model and map")
-    name = next((n for n, v in variants.items() if v.train.seg_target == "anatomical"), next(iter(variants)))
+    name = explained_model(variants)
     mine = per_case[per_case.model == name]
     scores = case_scores(mine)
     show = [k for k in maps[name] if k not in XATTN_VARIANTS or k == kept]
@@ -435,8 +446,9 @@ def train_unet(run:Run, cfg:StudyConfig, splits:dict, image_size:int, progress:b
     "The MONAI U-Net peer of the real-data stage on `train.threads` threads: trained on `splits['train']` (early stopping on 'val'), its test-split mask probabilities."
     with torch_threads(cfg.train.threads):
         m = build_unet(cfg, image_size=image_size)
-        log = fit_unet(m, splits["train"], splits["val"], cfg, checkpoint_dir(run, "real unet", cfg, *REAL_KEYS), device=resolve_device(cfg),
-                       progress=progress)
+        out = checkpoint_dir(run, "real unet", cfg, *REAL_KEYS)
+        log = fit_unet(m, splits["train"], splits["val"], cfg, out, device=resolve_device(cfg), progress=progress)
+        atomic_write(out/"provenance.json", json.dumps(dict(model="real unet", **provenance()), indent=1))
         return dict(mask_probs=predict_unet(m, splits["test"]), log=log)
 
 def _real_localisation(run:Run, name:str, v:StudyConfig, test:list) -> pd.DataFrame:
@@ -452,7 +464,7 @@ def real_jobs(run:Run) -> tuple:
     variants = real_variants(cfg, run.out/"cache"/"features")
     ucfg = cfg.replace(**{"train.max_epochs": cfg.real.max_epochs or cfg.train.max_epochs})
     jobs = [training_job(run, f"real {name}", v, sp, {}, *REAL_KEYS) for name, v in variants.items()]
-    jobs.append(("predictions", model_key("real unet", ucfg, *REAL_KEYS), train_unet, (run, ucfg, sp, cfg.real.image_size),
+    jobs.append(("predictions", model_key(run, "real unet", ucfg, *REAL_KEYS), train_unet, (run, ucfg, sp, cfg.real.image_size),
                  dict(progress=run.workers == 1)))
     return sp, variants, jobs
 
@@ -470,7 +482,7 @@ def stage_real(run:Run) -> dict|None:
     probs["U-Net (MONAI, Dice + CE)"] = unet["mask_probs"]
     first = max(val_dice, key=val_dice.get)  # the LSSNet that segments the validation patients best gives LiteMedSAM its box
     own = {c.case_id: p > 0.5 for c, p in zip(test, probs[first])}
-    boxed = run.cache("medsam_boxes", model_key(f"real {first}", variants[first], *REAL_KEYS), _box_masks, test, own,
+    boxed = run.cache("medsam_boxes", model_key(run, f"real {first}", variants[first], *REAL_KEYS), _box_masks, test, own,
                       cfg.real.box_margin_px)
     probs["LiteMedSAM · oracle box (upper reference)"] = boxed["oracle"]
     probs[f"LiteMedSAM · box of {first}'s mask"] = boxed["own"]
@@ -533,8 +545,8 @@ def stage_crossfit(run:Run, preprocess:dict, train:dict) -> dict:
     if name is None: return dict(model=None, masks=None, grade_probs=None)
     y_val, masks, probs = [c.grade for c in preprocess["splits"]["val"]], {}, {}
     for (held, _), pred in zip(folds, run.cache_many(jobs, desc="cross-fitting")):
-        ts = TemperatureScaler().fit(np.log(pred["val_grade_probs"] + 1e-8), y_val)
-        for c, m, p in zip(held, pred["mask_probs"], ts.transform(np.log(pred["grade_probs"] + 1e-8))):
+        T = fit_temperature(pred["val_grade_probs"], y_val).temperature
+        for c, m, p in zip(held, pred["mask_probs"], apply_temperature(pred["grade_probs"], T)):
             masks[c.case_id], probs[c.case_id] = m, p
     return dict(model=name, masks=masks, grade_probs=probs)
 
@@ -553,16 +565,22 @@ def _decoder_inputs(cfg:StudyConfig, pre:dict, crossfit:dict) -> tuple:
                                               f"target input (their cross-fitted mask was unusable)")
     return train_in, inputs_from_cases(sp["val"], masks=target(sp["val"]))[0]
 
+def arrg_dir(run:Run) -> Path:
+    "Where the run's report decoder lives: keyed by the config it trains on and the cross-fitted predictions it reads."
+    cfg = run.cfg
+    return run.out/"checkpoints"/f"arrg-{cfg.hash('data', 'denoise', 'augment', 'pseudomask', 'train', *ARRG_TRAINING_KEYS)}-{run.key('crossfit')}.pt"
+
 def _arrg_decoder(run:Run, pre:dict, crossfit:dict):
     "The report decoder, trained once per configuration and cross-fitted inputs (decoding settings aside) and kept as a checkpoint."
     cfg = run.cfg
     train_in, val_in = _decoder_inputs(cfg, pre, crossfit)
-    path = run.out/"checkpoints"/f"arrg-{cfg.hash('data', 'denoise', 'augment', 'pseudomask', 'train', *ARRG_TRAINING_KEYS)}-{run.key('crossfit')}.pt"
+    path = arrg_dir(run)
     if path.exists(): return load_arrg(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     dec = build_decoder(train_in, cfg, seed=cfg.train.seed)
     log = train_arrg(dec, train_in, cfg, val_inputs=val_in, seed=cfg.train.seed, device=resolve_device(cfg))
-    path.parent.mkdir(parents=True, exist_ok=True); save_arrg(dec, path)
-    log.to_csv(path.with_suffix(".csv"), index=False)
+    atomic_write(path.with_suffix(".csv"), log.to_csv(index=False))
+    save_arrg(dec, path)  # last, and atomic: a decoder folder that exists is whole
     return dec
 
 def _vlm_reports(run:Run, name:str, variant:StudyConfig, train_in:list, test_in:list) -> dict:
@@ -588,7 +606,7 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, 
         probs = calibrated[name]
         test_in, skipped = inputs_from_cases(sp["test"], masks=p["mask_probs"], grade_probs=probs)
         if skipped:
-            run.table(pd.DataFrame([vars(s) for s in skipped]), f"report_skipped_{_slug(name)}",
+            run.table(pd.DataFrame([vars(s) for s in skipped]), f"report_skipped_{slug(name)}",
                       f"No report was generated for these test cases of '{name}' (failed upstream)")
         if not test_in: continue
         rep = report_table(dec, test_in, cfg, device=resolve_device(cfg))
@@ -598,7 +616,7 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, 
         grading.append(grading_row(rep, name))
         v = train["variants"][name]
         if cfg.arrg.vlm_path and v.model.backbone in VLM_FAMILIES:
-            key = f"{model_key(name, v)}-{cfg.hash(*ARRG_TRAINING_KEYS, 'arrg.beam_size', 'arrg.vlm_epochs')}-{run.key('crossfit')}"
+            key = f"{model_key(run, name, v)}-{cfg.hash(*ARRG_TRAINING_KEYS, 'arrg.beam_size', 'arrg.vlm_epochs')}-{run.key('crossfit')}"
             own = run.cache("vlm_reports", key, _vlm_reports, run, name, v, vlm_train_in, test_in)["findings"]
             vrep = report_table(lambda inputs: own, test_in, cfg)
             scores[f"{name} · own language model (LoRA)"] = nlg_scores(list(vrep.reference), list(vrep.findings))
@@ -614,7 +632,7 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, 
     g = pd.concat(grading)
     run.table(g[["model"] + [c for c in g.columns if c != "model"]], "report_grading",
               "Table 5: grades read back from the generated reports (labeler) against the truth; disagreement with the classifier")
-    name = next((n for n, v in train["variants"].items() if v.train.seg_target == "anatomical" and n in tables), next(iter(tables)))
+    name = explained_model(train["variants"], among=tables)
     p, rep, test = preds[name], tables[name], {c.case_id: c for c in sp["test"]}
     grid, ids = (p["grid"], p["grid"]), [c.case_id for c in sp["test"]]
     loc = localisation if localisation and localisation.get("model") == name and localisation.get("heatmaps") else None
@@ -627,23 +645,23 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, 
     index = {c.case_id: i for i, c in enumerate(sp["test"])}
     for r in rep.itertuples():
         i = index[r.case_id]
-        saved = save_case_report(run.out, r.case_id, r.level, r.grade, calibrated[name][i],
+        saved = save_case_report(run.out, safe_name(r.case_id), r.level, r.grade, calibrated[name][i],
                          r.area_pct, r.report, p["mask_probs"][i], rel(i), findings=r.findings or None,
                          thresholds=cfg.arrg.area_thresholds, localisation=located(i))
-        run.keep(*saved.parent.glob(f"{r.case_id}*"))
+        run.keep(*saved.parent.glob(f"{saved.stem}*"))
     picks = [rep[rep.grade == gr].iloc[0] for gr in GRADES if (rep.grade == gr).any()]
     plot_report_examples([dict(image=test[r.case_id].image, mask=p["mask_probs"][index[r.case_id]], heatmap=rel(index[r.case_id]),
                                generated=r.report, reference=r.reference, title=f"{r.case_id} ({name})") for r in picks],
                          path=run.figure("report_examples"))
-    return dict(reports=tables)
+    return dict(reports=tables, decoder=arrg_dir(run).relative_to(run.out).as_posix())
 
 # %% ../nbs/27_stages.ipynb #68fca3a7
 def _seed_row(cfg:StudyConfig, pre:dict, name:str, seed:int, pred:dict, decoder=None) -> tuple:
     "One trained seed's headline numbers: Dice per target (mean over test slices), accuracy, calibrated ECE, CIDEr; and its per-case scores."
     ev = evaluate_model(cfg, pre, name, pred)
     y_val = [c.grade for c in pre["splits"]["val"]]
-    ts = TemperatureScaler().fit(np.log(pred["val_grade_probs"] + 1e-8), y_val)
-    cal = ts.transform(np.log(pred["grade_probs"] + 1e-8))
+    ts = fit_temperature(pred["val_grade_probs"], y_val)
+    cal = apply_temperature(pred["grade_probs"], ts.temperature)
     head = np.array(ev["head"]) == np.array(ev["y_true"])
     row = dict(model=name, seed=seed, accuracy=float(head.mean()),
                ece_calibrated=expected_calibration_error(ev["y_true"], cal, cfg.eval.calibration_bins), temperature=ts.temperature,
@@ -701,6 +719,24 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict, crossfit:dict
                   f"difference only when it holds at every seed")
     return dict(per_seed=per_seed)
 
+# %% ../nbs/27_stages.ipynb #dfdc97fb
+def model_card(run:Run)->dict|None: # None: the run trained no model yet
+    "The model card of a run: each trained model's config, checkpoint (path, SHA-256) and temperature, the default model, the report decoder."
+    out = {}
+    for s in ("train", "explain", "arrg"):  # from this invocation, else from the cache (never run for the card)
+        if s in run.outputs or run.cache.path(f"stage-{s}", run.key(s)).exists(): out[s] = run.output(s)
+    if not out.get("train"): return None
+    temps, models = (out.get("explain") or {}).get("temperatures", {}), {}
+    for name, v in out["train"]["variants"].items():
+        ck = checkpoint_dir(run, name, v)/"best.safetensors"
+        if ck.is_file(): models[name] = dict(config=v.to_dict(), checkpoint=card_entry(run.out, ck), temperature=temps.get(name))
+    if not models: return None
+    dec = (out.get("arrg") or {}).get("decoder")
+    decoder = None if dec is None or not (run.out/dec).is_dir() else dict(
+        path=dec, files=[card_entry(run.out, run.out/dec/f) for f in ("arrg.json", "arrg.safetensors")])
+    return dict(default=explained_model(out["train"]["variants"], among=models), models=models, decoder=decoder,
+                config_hash=run.cfg.hash(), stage_keys={s: run.key(s) for s in out})
+
 # %% ../nbs/27_stages.ipynb #5b7c2d11
 TRAINING_ORDER = ("train", "crossfit", "seeds", "real", "ablation")  # the stages that train, in the order their trainings are handed out
 
@@ -717,7 +753,7 @@ def training_plan(run:Run, names):
 
 # %% ../nbs/27_stages.ipynb #c1448a38
 STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the config keys it depends on
-    Stage("cohort", stage_cohort, keys=("data", "real.notes")),
+    Stage("cohort", stage_cohort, keys=("data", "real.notes"), sources=DATA_SOURCES),
     Stage("preprocess", stage_preprocess, reads=("cohort",), keys=("denoise", "augment", "pseudomask", "arrg.area_thresholds")),
     Stage("train", stage_train, reads=("preprocess",), keys=("model", "loss", "train")),
     Stage("evaluate", stage_evaluate, reads=("preprocess", "train"), keys=("eval", "arrg.area_thresholds")),
@@ -728,5 +764,5 @@ STAGES = {st.name: st for st in [  # the graph: what each stage reads, and the c
     Stage("arrg", stage_arrg, reads=("cohort", "preprocess", "train", "explain", "crossfit", "localisation"), keys=("arrg", "eval")),
     Stage("seeds", stage_seeds, reads=("cohort", "preprocess", "train", "crossfit"), keys=("eval", "arrg")),
     Stage("ablation", stage_ablation, reads=("preprocess",), keys=("model", "loss", "train", "arrg.area_thresholds")),
-    Stage("real", stage_real, keys=("real", "data.notes", "denoise", "pseudomask", "model", "loss", "train", "eval")),
+    Stage("real", stage_real, keys=("real", "data.notes", "denoise", "pseudomask", "model", "loss", "train", "eval"), sources=REAL_SOURCES),
 ]}

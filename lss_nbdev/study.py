@@ -4,13 +4,14 @@
 
 # %% ../nbs/28_study.ipynb #0e168589
 from __future__ import annotations
-import argparse, fcntl, os, pickle, socket, sys, time
+import argparse, fcntl, os, socket, sys, time
 from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 from .config import StudyConfig
 from .runs import Run, checkpoint_dir, resolve_device, torch_threads, usable_cores
-from .stages import STAGES, train_variants, training_plan
+from .stages import STAGES, train_variants, training_plan, model_card
+from .rundir import claim_run_dir, write_model_card, is_run_dir, atomic_write
 from .train import build_model, to_tensors, fit, launched_processes
 from .manifest import write_manifest, manifest_summary, environment
 from .preflight import preflight
@@ -37,8 +38,7 @@ def write_report(run:Run, max_rows:int=40) -> Path:
         lines += [f"### [{p.stem}]({p.relative_to(run.out)})", "", title.lstrip("# ").strip(), ""]
         lines += [body.strip(), ""] if n_rows <= max_rows else [f"({n_rows} rows: see the file.)", ""]
     lines += ["## Figures", ""] + [f"![{p.stem}]({p.relative_to(run.out)})" for p in everything("figures", ".png")]
-    path = run.out/"REPORT.md"; path.write_text("\n".join(lines) + "\n")
-    return path
+    return atomic_write(run.out/"REPORT.md", "\n".join(lines) + "\n")
 
 class RunLock:
     "An exclusive lock on a run directory (`.lock`, released when the process ends); a second run is refused with the holder named."
@@ -80,8 +80,7 @@ def run_study(cfg:StudyConfig, # the configuration (cfg.data.source names the co
     out = Path(out)
     problems, notes = preflight(cfg, out, _closure(names))
     if problems: raise ValueError(f"preflight found {len(problems)} problem(s); nothing was run:\n  - " + "\n  - ".join(problems))
-    try: out.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise ValueError(f"--out {out}: cannot create the run directory ({e.strerror})") from e
+    claim_run_dir(out)  # a new or empty folder, or a run directory: never a folder of someone's other files
     import torch
     if cfg.threads: torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)  # as deterministic as torch allows; the manifest records the threads
@@ -106,6 +105,7 @@ def run_study(cfg:StudyConfig, # the configuration (cfg.data.source names the co
                     raise
                 write_manifest(run, env)
         finally: run.close()
+        if (card := model_card(run)) is not None: write_model_card(out, card)
         write_report(run)
     return run
 
@@ -131,13 +131,12 @@ def fit_model(out, # a run directory whose preprocess stage is cached (`lss-stud
              )->Path: # its checkpoint folder
     "Train one model of a run; under `accelerate launch` on every process of it (DDP), for the train stage to pick up finished."
     out = Path(out)
-    if not (out/"config.yaml").is_file(): raise ValueError(f"{out}: not a run directory (no config.yaml)")
+    if not is_run_dir(out) or not (out/"config.yaml").is_file(): raise ValueError(f"{out}: not a run directory (no config.yaml or run marker)")
     run = Run(StudyConfig.load(out/"config.yaml"), out, STAGES, verbose=False)
-    path = run.cache.path("stage-preprocess", run.key("preprocess"))
-    if not path.exists():
+    if not run.cache.path("stage-preprocess", run.key("preprocess")).exists():
         raise ValueError(f"{out}: its preprocess stage is not cached for this code and config; run "
                          f"`lss-study run --config {out}/config.yaml --out {out} --stages preprocess` first")
-    with open(path, "rb") as f: pre = pickle.load(f)["output"]
+    pre = run.output("preprocess")  # a signed cache entry (an unsigned one is recomputed, not unpickled)
     variants = train_variants(run, pre["splits"])
     if name not in variants: raise ValueError(f"{out}: no model {name!r} in its train stage; its models: {list(variants)}")
     cfg = variants[name]

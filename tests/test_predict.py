@@ -5,6 +5,7 @@ import numpy as np, pandas as pd, pydicom, pytest
 from lss_nbdev.predict import PLANTED_PHI, find_identifiers, write_phantom_study, predict, load_pipeline
 from lss_nbdev.mendeley import write_fake_mendeley
 from lss_nbdev.study import cli
+from lss_nbdev.rundir import card_entry
 
 BIN = Path(sys.executable).parent
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
@@ -117,7 +118,7 @@ def test_run_without_a_trained_model(patient, tmp_path, monkeypatch, capsys):
     folder, _ = patient
     (tmp_path/"empty_run").mkdir()
     code, err = cli_error(monkeypatch, capsys, "predict", "--run", tmp_path/"empty_run", folder, "--out", tmp_path/"out")
-    assert code == 2 and len(err) == 1 and f"run directory {tmp_path/'empty_run'} has no trained model" in err[0], err
+    assert code == 2 and len(err) == 1 and f"run directory {tmp_path/'empty_run'} has no model_card.json" in err[0], err
     assert "--stages train,explain" in err[0]
     code, err = cli_error(monkeypatch, capsys, "predict", "--run", tmp_path/"no_such_run", folder, "--out", tmp_path/"out")
     assert code == 2 and "the run directory does not exist" in err[0]
@@ -133,6 +134,9 @@ def test_model_trained_at_another_input_size(run, patient, tmp_path, monkeypatch
     pipe = load_pipeline(other)
     [ckpt] = [p for p in (other/"checkpoints").glob("*anatomical_target*/best.safetensors")]
     save_model(build_model(pipe.cfg.replace(**{"model.image_size": 224})), str(ckpt))
+    card = json.loads((other/"model_card.json").read_text())  # a card that names this file: the size check is the one that fails
+    card["models"][pipe.name]["checkpoint"] = card_entry(other, ckpt)
+    (other/"model_card.json").write_text(json.dumps(card))
     capsys.readouterr()
     code, err = cli_error(monkeypatch, capsys, "predict", "--run", other, folder, "--out", tmp_path/"out")
     assert code == 2 and len(err) == 1 and str(ckpt) in err[0] and "another input size" in err[0] and "input 112 px" in err[0], err
@@ -173,3 +177,40 @@ def test_unknown_model_names_the_run_s_models(run, patient, tmp_path):
     lv = pd.read_csv(predict(run, folder, tmp_path/"main", model="tiny (random init)", verbose=False)/"levels.csv")
     assert len(lv) == 3
     assert "model 'tiny (random init)' of run" in (tmp_path/"main"/"report.md").read_text()
+
+def test_serves_exactly_what_its_model_card_names(run, patient, tmp_path, monkeypatch, capsys):
+    "A newer checkpoint of the same model under the same name (another seed's, say) is never picked up by its mtime; the temperature is the card's; a missing checkpoint is one line, exit 2."
+    import torch
+    from safetensors.torch import save_model
+    from lss_nbdev.train import build_model
+    folder, _ = patient
+    other = tmp_path/"run"; shutil.copytree(run, other)
+    card = json.loads((other/"model_card.json").read_text())
+    name = card["default"]; entry = card["models"][name]
+    pipe = load_pipeline(other)
+    assert pipe.name == name and pipe.temperature == entry["temperature"] is not None
+    served = other/entry["checkpoint"]["path"]
+    decoy = served.parent.with_name(served.parent.name.rsplit("-", 1)[0] + "-0123456789ab")  # same model name, another key
+    shutil.copytree(served.parent, decoy)
+    torch.manual_seed(1); save_model(build_model(pipe.cfg), str(decoy/"best.safetensors"))  # newer, other weights
+    os.utime(decoy/"best.safetensors", (served.stat().st_mtime + 100,) * 2)
+    a = predict(run, folder, tmp_path/"a", pseudonym="P-test", verbose=False)
+    b = predict(other, folder, tmp_path/"b", pseudonym="P-test", verbose=False)
+    assert (a/"levels.csv").read_text() == (b/"levels.csv").read_text()
+    served.unlink()
+    capsys.readouterr()
+    code, err = cli_error(monkeypatch, capsys, "predict", "--run", other, folder, "--out", tmp_path/"c")
+    assert code == 2 and len(err) == 1 and entry["checkpoint"]["path"] in err[0] and "missing" in err[0], err
+    assert not (tmp_path/"c").exists()
+
+def test_predict_reads_no_pickle_of_the_run(run, patient, tmp_path):
+    "Every pickle in a copied run replaced by one that would create a file: predict serves the run and nothing runs."
+    import pickle
+    class Plant:
+        def __reduce__(self): return (open, (str(tmp_path/"PWNED"), "w"))
+    folder, _ = patient
+    other = tmp_path/"run"; shutil.copytree(run, other)
+    for p in (other/"cache").rglob("*.pkl"): p.write_bytes(pickle.dumps(Plant()))
+    for p in (other/"checkpoints").rglob("state.pt"): p.write_bytes(pickle.dumps(Plant()))
+    predict(other, folder, tmp_path/"out", verbose=False)
+    assert (tmp_path/"out"/"levels.csv").exists() and not (tmp_path/"PWNED").exists()
