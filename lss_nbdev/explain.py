@@ -5,16 +5,16 @@
 # %% ../nbs/24_explain.ipynb #44d0d0eb
 from __future__ import annotations
 import math
-from pathlib import Path
 import cv2, numpy as np, pandas as pd
 from .grades import GRADES, GRADE_NAMES
 from .cases import normalise_image
 from .masks import confusion_counts, dice, iou, affected_area, to_numpy, prob_map
+from .metrics import save_figure
 
 # %% auto #0
-__all__ = ['OVERLAY_COLOURS', 'patch_relevance', 'relevance_heatmap', 'patch_box', 'overlay_stats', 'overlay_rgb',
-           'heatmap_overlay', 'overlay_figure', 'evidence_record', 'evidence_table', 'evidence_text', 'evidence_figure',
-           'failure_cases']
+__all__ = ['OVERLAY_COLOURS', 'patch_relevance', 'relevance_heatmap', 'patch_edges', 'patch_box', 'overlay_stats', 'grey_rgb',
+           'overlay_rgb', 'heatmap_overlay', 'format_or_na', 'display_window', 'show_window', 'overlay_figure',
+           'evidence_record', 'evidence_table', 'evidence_text', 'evidence_figure', 'failure_cases']
 
 # %% ../nbs/24_explain.ipynb #e2ac1c4f
 def _hw(v, name:str)->tuple:
@@ -64,7 +64,7 @@ def relevance_heatmap(relevance, # heads×T×N or B×heads×T×N (numpy or torch
     maps = [_unit(cv2.resize(m.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)) for m in p.reshape(-1, *p.shape[-2:])]
     return maps[0] if p.ndim == 2 else np.stack(maps)
 
-def _edges(n_patches:int, n_pixels:int)->np.ndarray:
+def patch_edges(n_patches:int, n_pixels:int)->np.ndarray:
     return np.round(np.arange(n_patches + 1) * n_pixels / n_patches).astype(int)
 
 def patch_box(row:int, # patch row in the grid
@@ -75,7 +75,7 @@ def patch_box(row:int, # patch row in the grid
     "Pixel box of one patch in the image."
     (h, w), (H, W) = _hw(grid_hw, "grid_hw"), _hw(image_hw, "image_hw")
     if not (0 <= row < h and 0 <= col < w): raise ValueError(f"patch ({row}, {col}) is outside the {h}×{w} grid")
-    re, ce = _edges(h, H), _edges(w, W)
+    re, ce = patch_edges(h, H), patch_edges(w, W)
     return int(re[row]), int(ce[col]), int(re[row + 1]), int(ce[col + 1])
 
 # %% ../nbs/24_explain.ipynb #9f722e9e
@@ -100,7 +100,7 @@ def overlay_stats(target, # H×W binary ground truth
                 tp=c["tp"], fn=c["fn"], fp=c["fp"], tp_pct=100 * c["tp"] / t.sum() if t.any() else np.nan,
                 dice=dice(m, t), iou=iou(m, t))
 
-def _grey_rgb(image)->np.ndarray:
+def grey_rgb(image)->np.ndarray:
     x = to_numpy(image)
     if x.ndim != 2: raise ValueError(f"image must be an H×W grey image, found shape {x.shape}")
     return np.repeat(normalise_image(x)[..., None], 3, -1).astype(np.float64)
@@ -116,7 +116,7 @@ def overlay_rgb(image, # H×W grey image
                 alpha:float=0.6, # opacity of the colours (1: pure colours)
                )->np.ndarray: # float H×W×3 in [0, 1]
     "The image with TP yellow, FN red, FP green."
-    rgb, t = _grey_rgb(image), np.asarray(target).astype(bool)
+    rgb, t = grey_rgb(image), np.asarray(target).astype(bool)
     if t.shape != rgb.shape[:2]: raise ValueError(f"target has shape {t.shape} but the image has {rgb.shape[:2]}")
     m = prob_map(pred_probs, "pred_probs", t.shape) > threshold
     for key, where in (("tp", m & t), ("fn", ~m & t), ("fp", m & ~t)): _paint(rgb, where, OVERLAY_COLOURS[key], alpha)
@@ -129,27 +129,21 @@ def heatmap_overlay(image, # H×W grey image
                    )->np.ndarray: # float H×W×3 in [0, 1]
     "The image with the heatmap blended in, each pixel weighted by its relevance."
     import matplotlib
-    rgb, h = _grey_rgb(image), prob_map(heatmap, "heatmap")
+    rgb, h = grey_rgb(image), prob_map(heatmap, "heatmap")
     if h.shape != rgb.shape[:2]: raise ValueError(f"heatmap has shape {h.shape} but the image has {rgb.shape[:2]}")
     w = alpha * h[..., None]
     return (1 - w) * rgb + w * matplotlib.colormaps[cmap](h)[..., :3]
 
 # %% ../nbs/24_explain.ipynb #bec5a804
-def _save(fig, path):
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    return fig
-
 def _as_rows(x, name:str, n=None)->list:
     "One H×W array, or a sequence of them, as a list of rows."
     rows = [x] if getattr(x, "ndim", None) == 2 or x is None else list(x)
     if n is not None and len(rows) != n: raise ValueError(f"{name} has {len(rows)} items but image has {n}")
     return rows
 
-def _fmt(x, f="{:.3f}"): return "n/a" if x is None or not np.isfinite(x) else f.format(x)
+def format_or_na(x, f="{:.3f}"): return "n/a" if x is None or not np.isfinite(x) else f.format(x)
 
-def _window(shape, *masks, zoom=None)->tuple:
+def display_window(shape, *masks, zoom=None)->tuple:
     "(r0, c0, r1, c1) display window: a 2·zoom square centred on the first non-empty mask (the image centre if none)."
     H, W = shape
     if zoom is None: return 0, 0, H, W
@@ -158,7 +152,7 @@ def _window(shape, *masks, zoom=None)->tuple:
     r0, c0 = (int(np.clip(c - zoom, 0, max(n - 2 * zoom, 0))) for c, n in ((cy, H), (cx, W)))
     return r0, c0, min(r0 + 2 * zoom, H), min(c0 + 2 * zoom, W)
 
-def _show(ax, rgb, win):
+def show_window(ax, rgb, win):
     r0, c0, r1, c1 = win
     ax.imshow(rgb, extent=(-0.5, rgb.shape[1] - 0.5, rgb.shape[0] - 0.5, -0.5))
     ax.set_xlim(c0 - 0.5, c1 - 0.5); ax.set_ylim(r1 - 0.5, r0 - 0.5); ax.set_axis_off()
@@ -182,25 +176,25 @@ def overlay_figure(image, # H×W grey image, or a list of them (one row each)
     for ax, im, t, p, lab in zip(axes, images, targets, probs, titles):
         s, t = overlay_stats(t, p, threshold), np.asarray(t).astype(bool)
         m = to_numpy(p) > threshold
-        win = _window(t.shape, t, m, zoom=zoom)
-        _show(ax[0], _grey_rgb(im), win); ax[0].set_title(f"{lab}\ninput" if lab else "input", fontsize=9)
-        _show(ax[1], _paint(_grey_rgb(im), t, c["target"], 0.8), win)
+        win = display_window(t.shape, t, m, zoom=zoom)
+        show_window(ax[0], grey_rgb(im), win); ax[0].set_title(f"{lab}\ninput" if lab else "input", fontsize=9)
+        show_window(ax[1], _paint(grey_rgb(im), t, c["target"], 0.8), win)
         ax[1].set_title(f"ground truth: {s['target_pct']:.2f}% ({s['target_px']:,} px)", fontsize=9)
-        _show(ax[2], _paint(_grey_rgb(im), m, c["pred"], 0.6), win)
-        ax[2].set_title(f"prediction: {s['pred_pct']:.2f}% ({s['pred_px']:,} px)\nmean conf {_fmt(s['mean_conf'])}, max {_fmt(s['max_conf'])}", fontsize=9)
-        _show(ax[3], overlay_rgb(im, t, p, threshold), win)
-        ax[3].set_title(f"Dice {_fmt(s['dice'])}, IoU {_fmt(s['iou'])}", fontsize=9)
-        ax[3].legend(handles=[Patch(color=c["tp"], label=f"TP {s['tp']:,} ({_fmt(s['tp_pct'], '{:.1f}')}% of GT)"),
+        show_window(ax[2], _paint(grey_rgb(im), m, c["pred"], 0.6), win)
+        ax[2].set_title(f"prediction: {s['pred_pct']:.2f}% ({s['pred_px']:,} px)\nmean conf {format_or_na(s['mean_conf'])}, max {format_or_na(s['max_conf'])}", fontsize=9)
+        show_window(ax[3], overlay_rgb(im, t, p, threshold), win)
+        ax[3].set_title(f"Dice {format_or_na(s['dice'])}, IoU {format_or_na(s['iou'])}", fontsize=9)
+        ax[3].legend(handles=[Patch(color=c["tp"], label=f"TP {s['tp']:,} ({format_or_na(s['tp_pct'], '{:.1f}')}% of GT)"),
                               Patch(color=c["fn"], label=f"FN {s['fn']:,}"), Patch(color=c["fp"], label=f"FP {s['fp']:,}")],
                      fontsize=7, loc="lower right", framealpha=0.8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 # %% ../nbs/24_explain.ipynb #3c01ba4f
 def _mask_share(patch_rel:np.ndarray, mask:np.ndarray)->float:
     "Share of a patch-relevance distribution (h×w, sums to 1) that falls inside a pixel mask."
     (h, w), (H, W) = patch_rel.shape, mask.shape
-    re, ce = _edges(h, H), _edges(w, W)
+    re, ce = patch_edges(h, H), patch_edges(w, W)
     inside = np.add.reduceat(np.add.reduceat(mask.astype(np.float64), re[:-1], 0), ce[:-1], 1)
     return float((patch_rel * inside / np.outer(np.diff(re), np.diff(ce))).sum())
 
@@ -293,7 +287,7 @@ def evidence_table(records:list, # `evidence_record` dicts
 def evidence_text(record:dict, # from `evidence_record`
                  )->str: # a few short lines of plain text
     "The evidence record in words."
-    r, f = record, _fmt
+    r, f = record, format_or_na
     ok = "right" if r["correct"] else f"wrong: true {GRADE_NAMES[r['grade']]}"
     mm2 = f", {r['pred_area_mm2']:.1f} mm²" if r["pred_area_mm2"] is not None else ""
     lines = [f"{r['case_id']}: {r['pred_grade_name']} (p = {f(r['confidence'], '{:.2f}')}), {ok}",
@@ -326,7 +320,7 @@ def evidence_figure(image, # H×W grey image
     from matplotlib.patches import Rectangle
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw=dict(width_ratios=[1, 1.3]))
     m = prob_map(pred_probs, "pred_probs") > record["threshold"]
-    _show(a, _grey_rgb(image) if heatmap is None else heatmap_overlay(image, heatmap), _window(m.shape, *([] if target is None else [target]), m, zoom=zoom))
+    show_window(a, grey_rgb(image) if heatmap is None else heatmap_overlay(image, heatmap), display_window(m.shape, *([] if target is None else [target]), m, zoom=zoom))
     a.contour(m, levels=[0.5], colors=[OVERLAY_COLOURS["pred"]], linewidths=1)
     if target is not None: a.contour(np.asarray(target, bool), levels=[0.5], colors=[OVERLAY_COLOURS["target"]], linewidths=1)
     for t in (record["relevance"] or {}).get("top_patches", [])[:top]:
@@ -337,7 +331,7 @@ def evidence_figure(image, # H×W grey image
     b.set_axis_off()
     b.text(0, 0.95, evidence_text(record), va="top", fontsize=8, family="monospace")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 # %% ../nbs/24_explain.ipynb #a4efabdf
 def failure_cases(per_case:pd.DataFrame, # one row per case

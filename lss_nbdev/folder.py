@@ -14,7 +14,7 @@ from .cases import Case, Cohort, Skipped, finish_cohort
 from .image_io import read_image_file, dicom_pixel_spacing
 
 # %% auto #0
-__all__ = ['folder_level', 'load_folder']
+__all__ = ['folder_level', 'parse_spacing', 'load_folder']
 
 # %% ../nbs/09_folder.ipynb #ec0df91d
 _REQUIRED_COLUMNS = ("path", "patient_id")
@@ -35,7 +35,7 @@ def folder_level(value, # the CSV's level cell
         return s
 
 # %% ../nbs/09_folder.ipynb #352a0f7e
-def _parse_spacing(value, where:str)->tuple|None:
+def parse_spacing(value, where:str)->tuple|None:
     "Pixel spacing from a CSV cell: '' → None, '0.7' → (0.7, 0.7), '0.6,0.7' → (0.6, 0.7)."
     nums = [float(x) for x in re.findall(r"\d+(?:\.\d*)?(?:e-?\d+)?", str(value))]
     if not str(value).strip(): return None
@@ -85,7 +85,7 @@ def load_folder(csv_path, # CSV with columns path, patient_id (+ grade, report, 
     for i, r in enumerate(tqdm(df.to_dict("records"), desc="folder images", disable=not verbose)):
         where, pid, level = f"{csv_path.name} line {i + 2}", str(r["patient_id"]), levels[i]
         path = csv_path.parent / r["path"]
-        spacing = _parse_spacing(r.get("pixel_spacing", ""), f"folder CSV {csv_path}, line {i + 2}")
+        spacing = parse_spacing(r.get("pixel_spacing", ""), f"folder CSV {csv_path}, line {i + 2}")
         try:
             if not path.is_file(): raise ValueError(f"file not found: {where}: {path}")
             raw, hd = read_image_file(path)

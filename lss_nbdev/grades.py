@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 # %% auto #0
-__all__ = ['GRADES', 'GRADE_NAMES', 'LEVELS', 'parse_grade', 'canonical_level']
+__all__ = ['GRADES', 'GRADE_NAMES', 'LEVELS', 'ALL_LEVELS', 'LEVEL_PATTERN', 'parse_grade', 'parse_level_mention',
+           'canonical_level']
 
 # %% ../nbs/01_grades.ipynb #f3e04d72
 GRADES = ("A", "BC", "D")
@@ -29,20 +30,20 @@ def parse_grade(value, # a grade string: "A", "Grade B&C", "C", "moderate", ...
 
 # %% ../nbs/01_grades.ipynb #527bf5bc
 _VERTEBRAE = ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
-_ALL_LEVELS = tuple(f"{a}-{b}" for a, b in zip(_VERTEBRAE, _VERTEBRAE[1:]))
-_LEVEL_PAT = r"(?:t12|l[1-5])\s*(?:-|/|\s)?\s*(?:l?[1-5]|s1)(?!\.?\d)"  # one level mention, lower case
+ALL_LEVELS = tuple(f"{a}-{b}" for a, b in zip(_VERTEBRAE, _VERTEBRAE[1:]))
+LEVEL_PATTERN = r"(?:t12|l[1-5])\s*(?:-|/|\s)?\s*(?:l?[1-5]|s1)(?!\.?\d)"  # one level mention, lower case
 
-def _parse_level(s:str)->list[str]:
+def parse_level_mention(s:str)->list[str]:
     "Disc levels spanned by one mention ('L4-5' → ['L4-L5'], 'L3-5' → ['L3-L4', 'L4-L5']); [] if not a level."
     m = re.fullmatch(r"(t12|l[1-5])\s*(?:-|/|_|\s)?\s*(l?[1-5]|s1)", s.strip().lower())
     if not m: return []
     lo, hi = m[1].upper(), m[2].upper()
     lo, hi = _VERTEBRAE.index(lo), _VERTEBRAE.index(hi if hi[0] in "LS" else "L" + hi)
-    return list(_ALL_LEVELS[lo:hi])
+    return list(ALL_LEVELS[lo:hi])
 
 def canonical_level(level:str, # one disc level in any usual spelling: "L4-5", "l4/l5", "L5S1", "l5_s1"
                    )->str: # canonical name, e.g. "L4-L5", "L5-S1"
     "Canonical name of one disc level; `ValueError` naming the value if it is not one level."
-    lv = _parse_level(level) if isinstance(level, str) else []
+    lv = parse_level_mention(level) if isinstance(level, str) else []
     if len(lv) != 1: raise ValueError(f"unknown disc level {level!r}: expected one disc level like 'L4-L5', 'L4-5' or 'L5/S1'")
     return lv[0]

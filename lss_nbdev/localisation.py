@@ -8,7 +8,7 @@ import cv2, numpy as np, pandas as pd, torch
 import torch.nn as nn
 from .grades import GRADES
 from .masks import to_numpy
-from .explain import patch_relevance, heatmap_overlay, _grey_rgb, _save, _fmt, _edges
+from .explain import patch_relevance, heatmap_overlay, grey_rgb, save_figure, format_or_na, patch_edges
 from .metrics import ci_summary
 
 # %% auto #0
@@ -69,8 +69,8 @@ def cell_labels(image_hw, # (H, W) of the image
     "Which patch-grid cell each pixel belongs to (the cells of `explain.patch_box`)."
     (H, W), (h, w) = (int(v) for v in image_hw), (int(v) for v in grid_hw)
     if not (1 <= h <= H and 1 <= w <= W): raise ValueError(f"grid_hw {(h, w)} must be between (1, 1) and the image size {(H, W)}")
-    r = np.searchsorted(_edges(h, H), np.arange(H), side="right") - 1
-    c = np.searchsorted(_edges(w, W), np.arange(W), side="right") - 1
+    r = np.searchsorted(patch_edges(h, H), np.arange(H), side="right") - 1
+    c = np.searchsorted(patch_edges(w, W), np.arange(W), side="right") - 1
     return r[:, None] * w + c[None, :]
 
 def patch_order(heat, # H×W map
@@ -426,9 +426,9 @@ def choose_relevance(per_case:pd.DataFrame, # `localisation_cases` rows on the V
 def _score_title(method:str, s:dict|None)->str:
     if not s: return method
     pt = {1.0: "✓", 0.0: "✗"}.get(s.get("pointing"), "–")
-    t = f"{method}\nρ {_fmt(s.get('mass_ratio'), '{:.2f}')} · ring {_fmt(s.get('ring_ratio'), '{:.2f}')} · pt {pt}"
+    t = f"{method}\nρ {format_or_na(s.get('mass_ratio'), '{:.2f}')} · ring {format_or_na(s.get('ring_ratio'), '{:.2f}')} · pt {pt}"
     if s.get("deletion_auc") is not None and np.isfinite(s.get("deletion_auc", np.nan)):
-        t += f"\ndel {_fmt(s['deletion_auc'], '{:.2f}')} vs rnd {_fmt(s.get('random_auc'), '{:.2f}')}"
+        t += f"\ndel {format_or_na(s['deletion_auc'], '{:.2f}')} vs rnd {format_or_na(s.get('random_auc'), '{:.2f}')}"
     return t
 
 def localisation_figure(images:list, # H×W grey images, one row each
@@ -441,24 +441,24 @@ def localisation_figure(images:list, # H×W grey images, one row each
                        ): # the matplotlib Figure
     "Slice, target mask and each method's map, with its scores in the titles."
     import matplotlib.pyplot as plt
-    from lss_nbdev.explain import _window, _show, OVERLAY_COLOURS
+    from lss_nbdev.explain import display_window, show_window, OVERLAY_COLOURS
     if not (len(images) == len(masks) == len(maps)): raise ValueError(f"images, masks and maps must have one item per row, found {len(images)}, {len(masks)}, {len(maps)}")
     scores, titles = scores or [{}] * len(images), titles or [""] * len(images)
     methods = list(dict.fromkeys(m for row in maps for m in row))
     fig, axes = plt.subplots(len(images), 2 + len(methods), figsize=(2.3 * (2 + len(methods)), 2.9 * len(images)), squeeze=False)
     for ax, im, t, mp, sc, lab in zip(axes, images, masks, maps, scores, titles):
         t = np.asarray(t, bool)
-        win = _window(t.shape, t, zoom=zoom)
-        _show(ax[0], _grey_rgb(im), win); ax[0].set_title(f"{lab}\nslice" if lab else "slice", fontsize=7)
-        rgb = _grey_rgb(im); rgb[t] = 0.2 * rgb[t] + 0.8 * np.asarray(OVERLAY_COLOURS["target"])
-        _show(ax[1], rgb, win); ax[1].set_title(f"target mask\n{100 * t.mean():.2f}% of the slice", fontsize=7)
+        win = display_window(t.shape, t, zoom=zoom)
+        show_window(ax[0], grey_rgb(im), win); ax[0].set_title(f"{lab}\nslice" if lab else "slice", fontsize=7)
+        rgb = grey_rgb(im); rgb[t] = 0.2 * rgb[t] + 0.8 * np.asarray(OVERLAY_COLOURS["target"])
+        show_window(ax[1], rgb, win); ax[1].set_title(f"target mask\n{100 * t.mean():.2f}% of the slice", fontsize=7)
         for a, m in zip(ax[2:], methods):
             if m not in mp: a.set_axis_off(); continue
-            _show(a, heatmap_overlay(im, mp[m]), win)
+            show_window(a, heatmap_overlay(im, mp[m]), win)
             a.contour(t, levels=[0.5], colors="white", linewidths=0.6)
             a.set_title(_score_title(m, sc.get(m)), fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 def worst_localisations(per_case:pd.DataFrame, # `localisation_cases` rows
                         method:str, # the map to judge

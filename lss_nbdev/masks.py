@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['confusion_counts', 'dice', 'iou', 'precision', 'recall', 'specificity', 'to_numpy', 'prob_map', 'affected_area',
-           'template_grade']
+__all__ = ['checked_masks', 'confusion_counts', 'overlap_scores', 'dice', 'iou', 'precision', 'recall', 'specificity', 'to_numpy',
+           'prob_map', 'affected_area', 'template_grade']
 
 # %% ../nbs/04_masks.ipynb #ca70c664
-def _masks(pred, target):
+def checked_masks(pred, target):
     "Validated bool copies of two H×W masks."
     pred, target = np.asarray(pred), np.asarray(target)
     for name, m in (("pred", pred), ("target", target)):
@@ -30,11 +30,11 @@ def confusion_counts(pred, # binary prediction, H×W
                      target, # binary ground truth, H×W
                     )->dict: # tp, fp, fn, tn pixel counts
     "Pixel counts of the 2×2 confusion table."
-    p, t = _masks(pred, target)
+    p, t = checked_masks(pred, target)
     tp = int(np.count_nonzero(p & t)); np_, nt = int(p.sum()), int(t.sum())
     return dict(tp=tp, fp=np_ - tp, fn=nt - tp, tn=p.size - np_ - nt + tp)
 
-def _scores(c:dict)->dict:
+def overlap_scores(c:dict)->dict:
     exact = c["fp"] == 0 and c["fn"] == 0
     return dict(dice=_ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"], exact),
                 iou=_ratio(c["tp"], c["tp"] + c["fp"] + c["fn"], exact),
@@ -46,31 +46,31 @@ def dice(pred, # binary prediction, H×W
          target, # binary ground truth, H×W
         )->float: # 2|P∩T|/(|P|+|T|); 1 for two empty masks
     "Dice coefficient."
-    return _scores(confusion_counts(pred, target))["dice"]
+    return overlap_scores(confusion_counts(pred, target))["dice"]
 
 def iou(pred, # binary prediction, H×W
         target, # binary ground truth, H×W
        )->float: # |P∩T|/|P∪T|; 1 for two empty masks
     "Intersection over union (Jaccard index)."
-    return _scores(confusion_counts(pred, target))["iou"]
+    return overlap_scores(confusion_counts(pred, target))["iou"]
 
 def precision(pred, # binary prediction, H×W
               target, # binary ground truth, H×W
              )->float: # TP/(TP+FP); NaN when nothing is predicted but the target is not empty
     "Pixel precision."
-    return _scores(confusion_counts(pred, target))["precision"]
+    return overlap_scores(confusion_counts(pred, target))["precision"]
 
 def recall(pred, # binary prediction, H×W
            target, # binary ground truth, H×W
           )->float: # TP/(TP+FN); NaN when the target is empty but the prediction is not
     "Pixel recall (sensitivity)."
-    return _scores(confusion_counts(pred, target))["recall"]
+    return overlap_scores(confusion_counts(pred, target))["recall"]
 
 def specificity(pred, # binary prediction, H×W
                 target, # binary ground truth, H×W
                )->float: # TN/(TN+FP); NaN when the target fills the image and the prediction differs
     "Pixel specificity."
-    return _scores(confusion_counts(pred, target))["specificity"]
+    return overlap_scores(confusion_counts(pred, target))["specificity"]
 
 # %% ../nbs/04_masks.ipynb #dae70633
 def to_numpy(x, # a numpy array, or a torch tensor (any device, grad-tracking or not)

@@ -8,7 +8,7 @@ import functools, hashlib, json, os, tempfile, warnings
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
-from .backbones import Backbone, _grey_batch, _minilm_dir, masked_mean
+from .backbones import Backbone, grey_batch, minilm_dir, masked_mean
 
 # %% auto #0
 __all__ = ['ENCODER_SIZE', 'ENCODER_CHUNK', 'WHEEL', 'WHEEL_NAME', 'FEATURE_CACHE_VERSION', 'litemedsam_weights',
@@ -86,8 +86,8 @@ class MedSAMBackbone(Backbone):
         if image_size % patch_size or not 1 <= image_size // patch_size <= 64:
             raise ValueError(f"medsam: image_size ({image_size}) must be a multiple of patch_size ({patch_size}) giving a "
                              "grid of at most 64×64 (the encoder's own resolution)")
-        tok = AutoTokenizer.from_pretrained(_minilm_dir(), local_files_only=True)
-        text = AutoModel.from_pretrained(_minilm_dir(), local_files_only=True, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+        text = AutoModel.from_pretrained(minilm_dir(), local_files_only=True, dtype=torch.float32)
         net = load_litemedsam(pretrained)
         super().__init__(tok, image_size, patch_size, 256, text.config.hidden_size, (0.0,) * 3, (1.0,) * 3,
                          max_text_len=256)
@@ -121,7 +121,7 @@ class MedSAMBackbone(Backbone):
     def preprocess(self, images, # grey images in [0, 1]: B×H×W or B×1×H×W array/tensor, or a list of H×W
                   )->torch.Tensor: # B×3×S×S in [0, 1], each image min-max stretched
         "Resize to S×S, stretch each image to [0, 1] (LiteMedSAM's normalisation), copy grey to three channels."
-        x = _grey_batch(images, self.image_size)
+        x = grey_batch(images, self.image_size)
         lo, hi = x.amin((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)
         x = (x - lo) / (hi - lo).clamp_min(1e-8)
         return x.expand(-1, 3, -1, -1).contiguous().to(self.device)

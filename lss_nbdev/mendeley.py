@@ -15,11 +15,12 @@ from .grades import GRADES, LEVELS, canonical_level
 from .cases import Case, Cohort, Skipped, finish_cohort
 from .image_io import (read_dicom_header, read_dicom_pixels, dicom_pixel_spacing, slice_plane,
                                 write_dicom_slice, fake_axial_slice)
-from .notes import load_notes, _pid_key
+from .notes import load_notes, pid_key
 from .reports import grade_from_report, check_scheme
 
 # %% auto #0
-__all__ = ['pick_caudal_blocks', 'slices_from_csv', 'read_notes', 'write_fake_mendeley', 'load_mendeley']
+__all__ = ['pick_caudal_blocks', 'slices_from_csv', 'read_notes', 'write_fake_mendeley', 'axial_order', 'fill_gaps',
+           'load_mendeley']
 
 # %% ../nbs/07_mendeley.ipynb #0096b726
 def pick_caudal_blocks(patient_id:str, # unused by this rule (part of the picker signature)
@@ -45,16 +46,16 @@ def slices_from_csv(path, # CSV with columns patient, level, instance
     df = pd.read_csv(path, dtype=str)
     missing = {"patient", "level", "instance"} - set(df.columns)
     if missing: raise ValueError(f"slice CSV {path}: missing columns {sorted(missing)}; found {list(df.columns)}")
-    table = {(_pid_key(r.patient), canonical_level(r.level)): int(float(r.instance)) for r in df.itertuples()}
+    table = {(pid_key(r.patient), canonical_level(r.level)): int(float(r.instance)) for r in df.itertuples()}
     def picker(patient_id, instances, levels):
-        return {l: table[(_pid_key(patient_id), l)] for l in levels if (_pid_key(patient_id), l) in table}
+        return {l: table[(pid_key(patient_id), l)] for l in levels if (pid_key(patient_id), l) in table}
     picker.__name__ = f"slices_from_csv({path.name})"
     return picker
 
 # %% ../nbs/07_mendeley.ipynb #91ee2867
 def read_notes(path, # CSV/TSV or XLSX with a patient-id column and a note column
               )->dict: # {patient key: note text}; empty notes are not in it (see `load_notes(path).empty`)
-    "One free-text note per patient, keyed by `_pid_key` of the patient id: `load_notes(path).texts`."
+    "One free-text note per patient, keyed by `pid_key` of the patient id: `load_notes(path).texts`."
     return load_notes(path).texts
 
 # %% ../nbs/07_mendeley.ipynb #ff84000a
@@ -101,7 +102,7 @@ def write_fake_mendeley(root, # folder to write the patient folders into (create
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_mendeley.ipynb #ca992665
-def _axial_order(headers:list)->tuple:
+def axial_order(headers:list)->tuple:
     "Sort (path, header) pairs cranial → caudal by position along the mean slice normal, else by InstanceNumber."
     planes = [slice_plane(ds) for _, ds in headers]
     inst = [int(ds.get("InstanceNumber") or 0) for _, ds in headers]
@@ -113,7 +114,7 @@ def _axial_order(headers:list)->tuple:
         return [headers[i] for i in np.lexsort((inst, -pos))], "position"
     return [headers[i] for i in np.argsort(inst, kind="stable")], "instance"
 
-def _fill_gaps(instances:list)->tuple:
+def fill_gaps(instances:list)->tuple:
     "The stack (InstanceNumbers, cranial → caudal) with the gaps in its run of numbers filled, and the missing numbers."
     s = sorted(instances)
     if len(set(s)) != len(s) or instances not in (s, s[::-1]): return instances, []  # not one monotone run: leave as read
@@ -157,9 +158,9 @@ def load_mendeley(root, # folder with one sub-folder per patient (e.g. 0001/) of
     cases, skipped = [], []
     for pdir in tqdm(patients, desc="Mendeley patients", disable=not verbose):
         pid = pdir.name
-        note = note_of.get(_pid_key(pid))
+        note = note_of.get(pid_key(pid))
         if note is None:
-            why = f"empty note: patient {pid} has an empty note in {name}" if _pid_key(pid) in empty else f"no note: patient {pid} is not in {name}"
+            why = f"empty note: patient {pid} has an empty note in {name}" if pid_key(pid) in empty else f"no note: patient {pid} is not in {name}"
             skipped.append(Skipped(str(pdir), why))
             continue
         files = sorted(f for f in pdir.rglob("*") if f.is_file() and f.suffix.lower() in exts)
@@ -181,9 +182,9 @@ def load_mendeley(root, # folder with one sub-folder per patient (e.g. 0001/) of
         for hs in axial[1:]:
             skipped.append(Skipped(os.path.commonpath([str(f) for f, _ in hs]),
                                    f"series not used: another axial T2 series ({len(hs)} files) than the longest one"))
-        ordered, order = _axial_order(axial[0])
+        ordered, order = axial_order(axial[0])
         instances = [int(ds.get("InstanceNumber") or i + 1) for i, (_, ds) in enumerate(ordered)]
-        stack, gaps = _fill_gaps(instances)
+        stack, gaps = fill_gaps(instances)
         folders = {f.parent for f, _ in ordered}
         extra = sum(f.parent in folders for f in unreadable) - len(gaps)
         if gaps: skipped.append(Skipped(str(pdir), f"stack gap: axial instance(s) {gaps} unreadable; levels picked over the whole stack of {len(stack)}"))
@@ -216,7 +217,7 @@ def load_mendeley(root, # folder with one sub-folder per patient (e.g. 0001/) of
                               meta=dict(dataset="mendeley", series=str(ds.get("SeriesDescription", "")), instance=picks[lvl],
                                         n_axial=len(stack), order=order, slice_rule=getattr(picker, "__name__", str(picker)),
                                         rescaled=rescaled, pixel_spacing_known=spacing is not None)))
-    have = {_pid_key(p.name) for p in patients}
+    have = {pid_key(p.name) for p in patients}
     skipped += [Skipped(str(notes), f"note without images: patient {k} has no folder in {root}") for k in note_of if k not in have]
     skipped += [Skipped(str(notes), f"empty note: patient {k} has an empty note in {name} and no folder in {root}") for k in read.empty if k not in have]
     skipped += [Skipped(str(notes), f"note without patient id: row {r} of {name}") for r in read.no_id]

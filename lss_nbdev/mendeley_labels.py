@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from .grades import canonical_level
 from .cases import Case, Cohort, Skipped, finish_cohort
 from .image_io import read_image_file
-from .mendeley import read_notes, _pid_key
+from .mendeley import read_notes, pid_key
 from .reports import grade_from_report
 
 # %% auto #0
@@ -75,7 +75,7 @@ def load_mendeley_labels(root, # folder of the release, holding image_dir/ and l
             vals = np.unique(lab)
             skipped.append(Skipped(str(f), f"empty sac: label image {lf} has no pixel of value {sac_label} "
                                            f"(values found: {vals[:12].tolist()}{' ...' if len(vals) > 12 else ''})")); continue
-        note, grade, why = note_of.get(_pid_key(pid)), None, None
+        note, grade, why = note_of.get(pid_key(pid)), None, None
         if notes is None: why = "no notes file"
         elif note is None: why = f"no note: patient {pid} is not in {Path(notes).name}"
         else:
@@ -89,6 +89,6 @@ def load_mendeley_labels(root, # folder of the release, holding image_dir/ and l
         cases.append(Case(pid, lvl, raw, grade, report=note or "", pixel_spacing=(pixel_spacing, pixel_spacing),
                           mask=mask, source=str(f), meta=meta))
     skipped += [Skipped(str(lf), f"no image: {image_dir}/ has no image for patient {p} disc D{d}") for (p, d), lf in sorted(labels.items()) if (p, d) not in images]
-    have = {_pid_key(p) for p, _ in images}
+    have = {pid_key(p) for p, _ in images}
     skipped += [Skipped(str(notes), f"note without images: patient {k} has no image in {root / image_dir}") for k in note_of if k not in have]
     return finish_cohort("mendeley_labels", cases, skipped, verbose)

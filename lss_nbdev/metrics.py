@@ -13,15 +13,15 @@ from sklearn.metrics import precision_recall_fscore_support, confusion_matrix, r
 from sklearn.feature_extraction.text import TfidfVectorizer
 from statsmodels.stats.proportion import proportion_confint
 from .grades import GRADES, GRADE_NAMES
-from .masks import _masks, confusion_counts, _scores
+from .masks import checked_masks, confusion_counts, overlap_scores
 from .stats import bootstrap_ci, cluster_bootstrap_ci
 
 # %% auto #0
 __all__ = ['SEGMENTATION_METRICS', 'METRIC_NAMES', 'NLG_METRICS', 'METEOR_NOTE', 'surface_distances', 'hd95',
            'segmentation_scores', 'ci_summary', 'segmentation_cases', 'segmentation_table', 'format_ci', 'ci_table',
-           'classification_table', 'confusion_table', 'roc_curves', 'reliability_table', 'expected_calibration_error',
-           'java_available', 'ptb_tokenize', 'nlg_scores', 'nlg_table', 'plot_confusion', 'plot_roc',
-           'classification_figure', 'reliability_figure']
+           'mean_sd_table', 'classification_table', 'confusion_table', 'roc_curves', 'reliability_table',
+           'expected_calibration_error', 'java_available', 'ptb_tokenize', 'nlg_scores', 'nlg_table', 'save_figure',
+           'plot_confusion', 'plot_roc', 'classification_figure', 'reliability_figure']
 
 # %% ../nbs/18_metrics.ipynb #c6c1146d
 def _spacing(spacing)->tuple:
@@ -35,7 +35,7 @@ def surface_distances(pred, # binary prediction, H×W
                       spacing=None, # pixel spacing (row, column) in mm, or one number; None: pixels
                      )->tuple: # (distances from pred's boundary to target's, from target's to pred's)
     "Boundary-to-boundary distances in both directions (MONAI's boundary definition)."
-    p, t = _masks(pred, target)
+    p, t = checked_masks(pred, target)
     sp, u = _spacing(spacing), p | t
     if not u.any(): return np.zeros(0), np.zeros(0)
     rows, cols = np.flatnonzero(u.any(1)), np.flatnonzero(u.any(0))
@@ -61,7 +61,7 @@ def segmentation_scores(pred, # binary prediction, H×W
                         spacing=None, # pixel spacing (row, column) in mm for HD95; None: pixels
                        )->dict: # dice, iou, precision, recall, specificity, hd95
     "All segmentation metrics of one case."
-    return dict(_scores(confusion_counts(pred, target)), hd95=hd95(pred, target, spacing))
+    return dict(overlap_scores(confusion_counts(pred, target)), hd95=hd95(pred, target, spacing))
 
 # %% ../nbs/18_metrics.ipynb #2ec2c123
 def _macro_mean(*groups, axis=-1): return np.mean([np.mean(g, axis=axis) for g in groups], axis=0)
@@ -173,6 +173,18 @@ def ci_table(tidy:pd.DataFrame, # tidy table (`segmentation_table`, `classificat
     w = t.pivot_table(index=index, columns=columns, values="text", aggfunc="first", sort=False)
     w.columns.name = None
     return w
+
+# %% ../nbs/18_metrics.ipynb #63a0f713
+def mean_sd_table(df:pd.DataFrame, # one row per seed (or run)
+                  by, # the grouping column(s), e.g. "model" or ["target", "loss"]
+                  metrics:list, # the numeric columns to summarise
+                  digits:int=4, # decimals of mean and sd
+                 )->pd.DataFrame: # one row per group (in order of appearance): "mean ± sd" per metric, and n_seeds
+    "Mean ± sample sd of each metric per group, with the number of rows behind each."
+    agg = df.groupby(by, sort=False)[metrics].agg(["mean", "std"])
+    out = pd.DataFrame({m: [f"{a:.{digits}f} ± {b:.{digits}f}" for a, b in zip(agg[(m, "mean")], agg[(m, "std")])] for m in metrics},
+                       index=agg.index).reset_index()
+    return out.assign(n_seeds=df.groupby(by, sort=False).size().values)
 
 # %% ../nbs/18_metrics.ipynb #769b0770
 def _grades(y, name:str)->np.ndarray:
@@ -399,7 +411,8 @@ def nlg_table(results:dict, # model name -> `nlg_scores` output
     return df
 
 # %% ../nbs/18_metrics.ipynb #066ccf3d
-def _save(fig, path):
+def save_figure(fig, path):
+    "Save `fig` at 150 dpi to `path` (its folder created) when `path` is given; return `fig`."
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=150, bbox_inches="tight")
@@ -458,7 +471,7 @@ def classification_figure(results:dict, # model -> (y_true, y_pred, y_score or N
         axes[0, -1].set_title("One-vs-rest ROC")
     if title: fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 def reliability_figure(results:dict, # model -> (y_true, y_score)
                        n_bins:int=10, # equal-width confidence bins
@@ -474,4 +487,4 @@ def reliability_figure(results:dict, # model -> (y_true, y_score)
     ax.set(xlabel="Confidence (top-label probability)", ylabel="Accuracy", xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

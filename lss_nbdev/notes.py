@@ -12,13 +12,13 @@ from .grades import GRADES, GRADE_NAMES
 from .reports import GRADE_SCHEMES, check_scheme, finding_scale, scale_grade
 
 # %% auto #0
-__all__ = ['Notes', 'load_notes', 'notes_grade_table']
+__all__ = ['pid_key', 'Notes', 'load_notes', 'notes_grade_table']
 
 # %% ../nbs/05a_notes.ipynb #56cb916a
 _NOTE_WORDS = ("report", "note", "text", "finding", "impression", "comment")
 _ID_WORDS = ("patient", "id", "subject", "case")
 
-def _pid_key(x)->str:
+def pid_key(x)->str:
     "Patient id for matching: numeric ids lose leading zeros ('0007' == '7' == 7.0), others are lower-cased."
     s = str(x).strip()
     return str(int(float(s))) if re.fullmatch(r"\d+(\.0*)?", s) else s.lower()
@@ -26,7 +26,7 @@ def _pid_key(x)->str:
 @dataclass
 class Notes:
     "The notes of a notes file: one text per patient, and the patients (and rows) whose note could not be used."
-    texts: dict  # patient key (`_pid_key`) -> note text, in file order
+    texts: dict  # patient key (`pid_key`) -> note text, in file order
     empty: list  # patient keys whose note is empty or blank (on every row of that patient)
     source: str  # the file read
     no_id: list = field(default_factory=list)  # row numbers (1 = first data row) with a note but no patient id
@@ -52,7 +52,7 @@ def _note_columns(cols:list)->tuple:
 
 def load_notes(path, # XLSX/XLS, CSV or TSV with a patient-id column and a note column (found by name)
               )->Notes: # texts by patient key, and the empty notes
-    "Read a radiologists' notes file: one note per patient, keyed by `_pid_key`; empty notes counted in `Notes.empty`."
+    "Read a radiologists' notes file: one note per patient, keyed by `pid_key`; empty notes counted in `Notes.empty`."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"notes file {path} does not exist")
     try: df = _read_table(path)
@@ -70,7 +70,7 @@ def load_notes(path, # XLSX/XLS, CSV or TSV with a patient-id column and a note 
         if not has_id:
             if t: no_id.append(row)
             continue
-        k = _pid_key(p)
+        k = pid_key(p)
         if t: texts[k] = f"{texts[k]}\n{t}" if k in texts else t
         elif k not in empty: empty.append(k)
     return Notes(texts, [k for k in empty if k not in texts], str(path), no_id)

@@ -18,9 +18,9 @@ from .config import StudyConfig
 from .grades import GRADES, GRADE_NAMES, LEVELS, canonical_level
 from .cases import Case, normalise_image
 from .image_io import read_dicom_header, read_dicom_pixels, dicom_pixel_spacing, slice_plane, read_image_file, write_dicom_slice
-from .mendeley import pick_caudal_blocks, _axial_order, _fill_gaps
+from .mendeley import pick_caudal_blocks, axial_order, fill_gaps
 from .rsna import RSNA_GRADES
-from .folder import _parse_spacing
+from .folder import parse_spacing
 from .phantom import make_cohort, make_slice, patient_anatomy, PIXEL_SPACING_MM
 from .denoise import nlm_denoise
 from .masks import affected_area, template_grade
@@ -223,9 +223,9 @@ def read_dicom_study(folder, # one patient's study folder
     info = _series_info(hs)
     name = f"{info['description'] or '(no SeriesDescription)'!r} ({info['n']} files)"
     check_slice_sizes(hs, name)
-    ordered, order = _axial_order(hs)
+    ordered, order = axial_order(hs)
     instances = [int(ds.get("InstanceNumber") or i + 1) for i, (_, ds) in enumerate(ordered)]
-    stack, gaps = _fill_gaps(instances)
+    stack, gaps = fill_gaps(instances)
     notes = [f"axial T2 series {name}: {how}", f"slices ordered cranial → caudal by {'position along the slice normal' if order == 'position' else 'InstanceNumber (no geometry)'}"]
     if bad: notes.append(f"{bad} file(s) under the input are not readable DICOM images and were left out")
     if gaps: notes.append(f"stack gap: instance(s) {gaps} missing; levels counted over the whole stack of {len(stack)}")
@@ -323,7 +323,7 @@ def read_slice_folder(folder, # a folder of PNG/JPEG/TIFF (or loose DICOM) slice
     if slices is not None:
         df = _slice_csv(slices)
         if "path" not in df.columns: raise ValueError(f"--slices {slices}: a folder of slices needs a 'path' column")
-        rows, rule = [(folder / p, l, _parse_spacing(df.pixel_spacing[i], f"--slices {slices} line {i + 2}") if "pixel_spacing" in df else None)
+        rows, rule = [(folder / p, l, parse_spacing(df.pixel_spacing[i], f"--slices {slices} line {i + 2}") if "pixel_spacing" in df else None)
                       for i, (p, l) in enumerate(zip(df.path, df.level))], f"slices CSV {Path(slices).name}"
     elif levels:
         lv = [canonical_level(l) for l in levels]

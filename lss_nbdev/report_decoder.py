@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .grades import GRADES, canonical_level
 from .masks import template_grade
-from .report_template import (ReportInput, _ANY_LEVEL_RE, template_report, report_consistency,
+from .report_template import (ReportInput, ANY_LEVEL_RE, template_report, report_consistency,
                                         arrg_config)
 
 # %% auto #0
@@ -34,7 +34,7 @@ def report_tokens(text:str, # a report or reference sentence
     def lv(m):
         try: return " <level> " if canonical_level(m[0]) == level else " <num> "
         except ValueError: return " <num> "
-    text = _ANY_LEVEL_RE.sub(lv, text).lower()
+    text = ANY_LEVEL_RE.sub(lv, text).lower()
     return ["<num>" if t[0].isdigit() else t for t in _TOKEN_RE.findall(text)]
 
 def detokenize(tokens:list, # word tokens, placeholders already filled

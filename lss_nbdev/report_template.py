@@ -13,8 +13,9 @@ from .masks import affected_area, template_grade
 from .reports import grade_from_report
 
 # %% auto #0
-__all__ = ['SEVERITY_PHRASES', 'report_area', 'template_report', 'parse_template', 'reference_report', 'ReportInput',
-           'inputs_from_cases', 'toy_report_inputs', 'report_consistency', 'arrg_config']
+__all__ = ['SEVERITY_PHRASES', 'ANY_LEVEL_RE', 'report_area', 'check_level', 'check_grade', 'template_report', 'parse_template',
+           'reference_report', 'ReportInput', 'inputs_from_cases', 'toy_report_inputs', 'report_consistency',
+           'arrg_config']
 
 # %% ../nbs/19_report_template.ipynb #2b198b9e
 def report_area(mask_probs, # H×W predicted mask probabilities (or a binary mask) in [0, 1]
@@ -31,10 +32,10 @@ SEVERITY_PHRASES = {"A": "No significant spinal canal stenosis", "BC": "Mild to 
 _TEMPLATE_RE = re.compile(r"segmented area (?P<area>\d+\.\d) % of the visualised slice \(grade (?P<grade>A|B&C|D), "
                           r"confidence (?P<conf>\d\.\d\d)\)")
 
-def _check_level(level, name="level"):
+def check_level(level, name="level"):
     if level not in LEVELS: raise ValueError(f"{name} must be one of {LEVELS}, found {level!r}")
 
-def _check_grade(grade, name="grade"):
+def check_grade(grade, name="grade"):
     if grade not in GRADES: raise ValueError(f"{name} must be one of {GRADES}, found {grade!r}")
 
 def template_report(level:str, # disc level, e.g. "L4-L5"
@@ -44,7 +45,7 @@ def template_report(level:str, # disc level, e.g. "L4-L5"
                     thresholds=(10, 25), # area template, to state a disagreement with `grade`
                    )->str: # one or two sentences
     "A one-sentence report whose every number was measured, plus a note when the area template disagrees."
-    _check_level(level); _check_grade(grade)
+    check_level(level); check_grade(grade)
     area_grade = template_grade(area_pct, thresholds)
     if confidence is None or not np.isfinite(confidence) or not 0 <= confidence <= 1:
         raise ValueError(f"confidence must be a probability in [0, 1], found {confidence!r}")
@@ -63,13 +64,13 @@ def parse_template(report:str, # a report containing a `template_report` sentenc
 
 # %% ../nbs/19_report_template.ipynb #26dacbba
 _ANY_LEVEL = r"\b(?:T12|L[1-5])\s*(?:-|/|\s)?\s*(?:L?[1-5]|S1)\b"
-_ANY_LEVEL_RE = re.compile(_ANY_LEVEL, re.I)
+ANY_LEVEL_RE = re.compile(_ANY_LEVEL, re.I)
 _HEADING_RE = re.compile(rf"{_ANY_LEVEL}(?:\s*(?:,|and|&|/)\s*{_ANY_LEVEL})*\s*(?:dis[ck]\s+)?(?:levels?)?\s*:", re.I)
 _SECTION_RE = re.compile(r"^\s*(?:impression|findings|conclusion|opinion)\s*:\s*", re.I)
 
 def _levels_in(text:str)->set:
     out = set()
-    for m in _ANY_LEVEL_RE.finditer(text):
+    for m in ANY_LEVEL_RE.finditer(text):
         try: out.add(canonical_level(m[0]))
         except ValueError: pass
     return out
@@ -93,7 +94,7 @@ def reference_report(note:str, # the radiologist's note for the patient
                      level:str, # the case's disc level, e.g. "L4-L5"
                     )->str: # the note's text about that level
     "The sentences of a patient's note about one level: the reference a generated report is scored against."
-    _check_level(level)
+    check_level(level)
     if not isinstance(note, str) or not note.strip(): raise ValueError(f"note for level {level} is empty")
     segs = _segments(note)
     own = [s for s, lv in segs if lv == {level}]
@@ -115,7 +116,7 @@ class ReportInput:
 
     def __post_init__(self):
         where = f"case {self.case_id}"
-        _check_level(self.level, f"{where}: level")
+        check_level(self.level, f"{where}: level")
         self.image = np.asarray(self.image, dtype=np.float32)
         if self.image.ndim != 2 or not np.isfinite(self.image).all():
             raise ValueError(f"{where}: image must be a finite 2-D array, found shape {self.image.shape}")
@@ -179,7 +180,7 @@ def report_consistency(report:str, # generated text (findings or full report)
                        level:str|None=None, # read the text's finding for this level (None: its worst level)
                       )->dict: # stated_grade, predicted_grade, consistent
     "Grade the text with the report labeler and flag a disagreement with the classifier."
-    _check_grade(predicted_grade, "predicted_grade")
+    check_grade(predicted_grade, "predicted_grade")
     if not isinstance(report, str) or not report.strip(): raise ValueError("report is empty: nothing to check")
     stated = grade_from_report(report, level)
     return dict(stated_grade=stated, predicted_grade=predicted_grade, consistent=stated == predicted_grade)

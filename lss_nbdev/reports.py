@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 import pandas as pd
-from .grades import GRADES, GRADE_NAMES, _ALL_LEVELS, _LEVEL_PAT, _parse_level, canonical_level
+from .grades import GRADES, GRADE_NAMES, ALL_LEVELS, LEVEL_PATTERN, parse_level_mention, canonical_level
 
 # %% auto #0
 __all__ = ['FINDING_SCALE', 'GRADE_SCHEMES', 'GRADE_PROMPTS', 'check_scheme', 'scale_grade', 'Finding', 'parse_report',
@@ -17,7 +17,7 @@ __all__ = ['FINDING_SCALE', 'GRADE_SCHEMES', 'GRADE_PROMPTS', 'check_scheme', 's
 def _alt(*words): return "|".join(words)
 
 _LEXICON = [  # (kind, pattern): earlier kinds win at the same position; case-insensitive, whole words
-    ("LEVEL", rf"{_LEVEL_PAT}(?:\s*(?:to|through|thru|till|until)\s*{_LEVEL_PAT})?"),
+    ("LEVEL", rf"{LEVEL_PATTERN}(?:\s*(?:to|through|thru|till|until)\s*{LEVEL_PATTERN})?"),
     ("LSJ", r"lumbo-?sacral\s+(?:junction|level|disc)"),
     ("PSEUDO", _alt(r"no\s+more\s+than", r"not\s+more\s+than", r"no\s+(?:interval\s+)?change", r"not\s+only",
                     r"no\s+further", r"cannot\s+be\s+excluded", r"not\s+excluded", r"no\s+worse\s+than")),
@@ -232,7 +232,7 @@ _ABBREV = [(r"\b(sev|mod|sig|approx|bil|lt|rt|e\.g|i\.e|vs|nr|ts)\.", r"\1 "), (
            (r"(?<=[1-5])(levels?)\b", r" \1"),  # "L5-S1levels"
            (r"\b(l[1-5])\s+over\s+(l[1-5]|s1)\b", r"\1-\2"),  # "listhesis of L4 over L5" names L4-L5
            (r"\bd(?=(?:1[0-2]|[1-9])\b)", "T")]  # dorsal = thoracic: "D12/L1" is T12-L1, "D11/D12" is T11/T12
-_LG = rf"{_LEVEL_PAT}(?:\s*(?:to|through|thru|till|until)\s*{_LEVEL_PAT})?"
+_LG = rf"{LEVEL_PATTERN}(?:\s*(?:to|through|thru|till|until)\s*{LEVEL_PATTERN})?"
 _OTHER_LG = r"(?:c[1-7]\s*[-/]\s*(?:c?[1-7]|t1)|t(?:1[01]|[3-9])\s*[-/]\s*t?(?:1[0-2]|[4-9]))"
 _HEADING_RE = re.compile(rf"\b(?:(?:from|at)\s+)?(?:{_LG})(?:(?:\s*(?:,|&|and|/)\s*|\s+)(?:{_LG}))*\s*"
                          rf"(?:(?:dis[ck]\s+)?levels?|dis[ck]s?)?\s*:|\b{_OTHER_LG}\s*:", re.I)
@@ -249,8 +249,8 @@ _LUMBAR_WORD = re.compile(r"\bl\.?\s?ss\b|\bl[\s.-]?spine\b|\blumbo-?sacral\b(?!
 def _mention_levels(mention:str)->list[str]:
     "Levels of one LEVEL token, ranges ('L3-4 to L5-S1') expanded."
     parts = re.split(r"\s*(?:to|through|thru|till|until)\s*", mention.strip(), flags=re.I)
-    lv = [l for p in parts for l in _parse_level(p)]
-    return list(_ALL_LEVELS[_ALL_LEVELS.index(lv[0]):_ALL_LEVELS.index(lv[-1]) + 1]) if len(parts) == 2 and lv else lv
+    lv = [l for p in parts for l in parse_level_mention(p)]
+    return list(ALL_LEVELS[ALL_LEVELS.index(lv[0]):ALL_LEVELS.index(lv[-1]) + 1]) if len(parts) == 2 and lv else lv
 
 def _segments(text:str)->list[tuple]:
     "(segment, levels) pairs of a note; levels is [None] for level-less text, ['thoracic'] / ['cervical'] for those parts."
@@ -287,7 +287,7 @@ def _parse(text, scheme="clinical"):
     check_scheme(scheme)
     _check_report(text)
     segs = _segments(text)
-    named = [l for l in _ALL_LEVELS if any(l in lv for _, lv in segs)]
+    named = [l for l in ALL_LEVELS if any(l in lv for _, lv in segs)]
     return [f for seg, lv in segs for f in _segment_findings(seg, lv, scheme)], named
 
 def _worst(fs): return max((f.scale for f in fs), default=0)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['SAFE_NAME', 'PACKAGE_DIR', 'PACKAGE', 'TABLE_SUFFIXES', 'WEIGHT_PACKAGES', 'REPO_DIR', 'MAGIC', 'CARD', 'RUN_MARKER',
-           'safe_name', 'slug', 'atomic_write', 'package_imports', 'module_closure', 'code_fingerprint',
+           'LOCK', 'safe_name', 'slug', 'atomic_write', 'package_imports', 'module_closure', 'code_fingerprint',
            'data_fingerprint', 'weights_fingerprint', 'runtime_fingerprint', 'provenance', 'UntrustedCache',
            'cache_key_path', 'dump_signed', 'load_signed', 'file_sha256', 'card_entry', 'write_model_card',
            'read_model_card', 'card_file', 'is_run_dir', 'claim_run_dir']
@@ -279,6 +279,7 @@ def card_file(run_dir, # the run directory
 
 # %% ../nbs/00a_rundir.ipynb #ca7fa318
 RUN_MARKER = ".lss-run.json"
+LOCK = ".lock"  # the run's lock file (`study.RunLock`): a folder holding only it is still empty
 
 def is_run_dir(path) -> bool:
     "Whether `path` is a run directory that `lss-study run` made (it holds `RUN_MARKER`)."
@@ -289,7 +290,7 @@ def claim_run_dir(out, # the run directory asked for
     "Create `out` as a run directory, or accept it when it is one or empty; refuse any other folder or a file, in one line."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise ValueError(f"--out {out}: is a file, not a directory")
-    if out.is_dir() and not is_run_dir(out) and any(out.iterdir()):
+    if out.is_dir() and not is_run_dir(out) and any(p.name != LOCK for p in out.iterdir()):
         raise ValueError(f"--out {out}: holds files and is not a run directory (no {RUN_MARKER}); choose a new or empty folder")
     try: out.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise ValueError(f"--out {out}: cannot create the run directory ({e.strerror})") from None

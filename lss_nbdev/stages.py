@@ -20,7 +20,7 @@ from .losses import SEG_LOSSES
 from .train import build_model, to_tensors, fit, predict, copy_checkpoint, read_train_state
 from .stats import pairwise_tests, patient_means, detectable_difference, patient_paired_test
 from .metrics import (segmentation_cases, ci_summary, ci_table, classification_table, classification_figure,
-                               reliability_figure, nlg_scores, nlg_table, expected_calibration_error, SEGMENTATION_METRICS)
+                               reliability_figure, nlg_scores, nlg_table, expected_calibration_error, mean_sd_table, SEGMENTATION_METRICS)
 from .report_template import inputs_from_cases
 from .report_decoder import build_decoder, train_arrg, save_arrg, load_arrg, report_table
 from .vlm_report import VLM_FAMILIES, vlm_findings
@@ -254,9 +254,7 @@ def stage_ablation(run:Run, preprocess:dict) -> dict|None:
                              accuracy=float(np.mean(np.array(ev["head"]) == np.array(ev["y_true"])))))
     per_seed = pd.DataFrame(rows)
     metrics = [c for c in per_seed.columns if c not in ("loss", "seed", "target")]
-    agg = per_seed.groupby(["target", "loss"], sort=False)[metrics].agg(["mean", "std"])
-    fmt = pd.DataFrame({m: [f"{a:.4f} ± {b:.4f}" for a, b in zip(agg[(m, "mean")], agg[(m, "std")])] for m in metrics},
-                       index=agg.index).reset_index().assign(n_seeds=per_seed.groupby(["target", "loss"], sort=False).size().values)
+    fmt = mean_sd_table(per_seed, ["target", "loss"], metrics)
     run.table(per_seed, "ablation_loss_per_seed", "Loss ablation: one row per loss, seed and target (macro over grades)")
     run.table(fmt, "ablation_loss", f"Table 6: loss ablation, mean ± sd over seeds {list(cfg.train.seeds_for_ablation())} "
               f"({cfg.train.max_epochs} epochs per run, macro over grades)")
@@ -693,9 +691,7 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict, crossfit:dict
         rows.append(row)
     per_seed = pd.DataFrame(rows)
     metrics = [c for c in per_seed.columns if c not in ("model", "seed", "temperature")]
-    agg = per_seed.groupby("model", sort=False)[metrics].agg(["mean", "std"])
-    summary = pd.DataFrame({m: [f"{a:.4f} ± {b:.4f}" for a, b in zip(agg[(m, "mean")], agg[(m, "std")])] for m in metrics},
-                           index=agg.index).reset_index().assign(n_seeds=per_seed.groupby("model", sort=False).size().values)
+    summary = mean_sd_table(per_seed, "model", metrics)
     run.table(per_seed, "seeds_per_seed", f"The headline models for each training seed of {list(cfg.train.seeds)} (test split; "
               f"Dice: mean over test slices; ECE after temperature scaling)")
     run.table(summary, "seeds", f"The headline numbers as mean ± sd over training seeds {list(cfg.train.seeds)}")

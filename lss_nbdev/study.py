@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from .config import StudyConfig
 from .runs import Run, checkpoint_dir, resolve_device, torch_threads, usable_cores
 from .stages import STAGES, train_variants, training_plan, model_card
-from .rundir import claim_run_dir, write_model_card, is_run_dir, atomic_write
+from .rundir import claim_run_dir, write_model_card, is_run_dir, atomic_write, LOCK
 from .train import build_model, to_tensors, fit, launched_processes
 from .manifest import write_manifest, manifest_summary, environment
 from .preflight import preflight
@@ -42,7 +42,7 @@ def write_report(run:Run, max_rows:int=40) -> Path:
 
 class RunLock:
     "An exclusive lock on a run directory (`.lock`, released when the process ends); a second run is refused with the holder named."
-    def __init__(self, out): self.path = Path(out)/".lock"
+    def __init__(self, out): self.path = Path(out)/LOCK
     def __enter__(self):
         self.f = open(self.path, "a+")
         try: fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)

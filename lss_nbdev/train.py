@@ -21,9 +21,10 @@ from .model import LSSNet, param_groups
 
 # %% auto #0
 __all__ = ['SEG_TARGETS', 'CKPT_TAG', 'FROM_FILES', 'TRAIN_STEP_KEYS', 'build_model', 'TensorSet', 'seg_targets', 'to_tensors',
-           'SyncBatchNorm2d', 'sync_batchnorm', 'shard_batch', 'batch_order', 'grade_loss', 'run_epoch', 'predict',
-           'dice_per_case', 'weights_tag', 'omitted_state', 'load_checkpoint', 'finish_checkpoint', 'save_checkpoint',
-           'read_train_state', 'check_finite', 'launched_processes', 'make_accelerator', 'copy_checkpoint', 'fit']
+           'SyncBatchNorm2d', 'sync_batchnorm', 'shard_batch', 'bf16_autocast', 'batch_order', 'grade_loss',
+           'run_epoch', 'predict', 'dice_per_case', 'weights_tag', 'omitted_state', 'load_checkpoint',
+           'finish_checkpoint', 'save_checkpoint', 'rng_state', 'set_rng_state', 'read_train_state', 'check_finite',
+           'seed_everything', 'launched_processes', 'make_accelerator', 'copy_checkpoint', 'fit']
 
 # %% ../nbs/16_train.ipynb #e801e93c
 def build_model(cfg:StudyConfig, # uses cfg.model
@@ -125,7 +126,7 @@ def shard_batch(b:np.ndarray, # the global batch's indices
     return b[i:i + 1], 1.0 / len(range(i, world, len(b))), rank < len(b)
 
 # %% ../nbs/16_train.ipynb #ca52582f
-def _autocast(device:torch.device, bf16:bool):
+def bf16_autocast(device:torch.device, bf16:bool):
     "bf16 autocast on CUDA when asked, nothing elsewhere."
     if bf16 and device.type == "cuda": return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -162,7 +163,7 @@ def run_epoch(model, data:TensorSet, seg_loss, cfg:StudyConfig, optimizer=None, 
             b, share, counts = shard_batch(b, rank, world)
             for m in bns: m.share = share
         x, y, g = data.pixels[b].to(device), data.masks[b].to(device), data.grades[b].to(device)
-        with torch.set_grad_enabled(train), _autocast(device, cfg.train.bf16):
+        with torch.set_grad_enabled(train), bf16_autocast(device, cfg.train.bf16):
             out = model(x)
             seg = seg_loss(out["mask_logits"].float(), y)
             cls = grade_loss(out["grade_logits"].float(), g)
@@ -196,7 +197,7 @@ def predict(model, data:TensorSet, batch_size:int=16, device="cpu", bf16:bool=Tr
     model.eval(); device = torch.device(device)
     masks, probs, rel = [], [], []
     for i in range(0, len(data), batch_size):
-        with _autocast(device, bf16):
+        with bf16_autocast(device, bf16):
             out = model(data.pixels[i:i + batch_size].to(device))
         masks.append(torch.sigmoid(out["mask_logits"].float())[:, 0].cpu())
         probs.append(torch.softmax(out["grade_logits"].float(), -1).cpu())
@@ -273,14 +274,14 @@ def save_checkpoint(out:Path, model, state:dict, new_best:bool):
     pd.DataFrame(state["log"]).to_csv(out/"train_log.csv", index=False)
 
 # %% ../nbs/16_train.ipynb #b7e0c1a2
-def _rng_state() -> dict:
+def rng_state() -> dict:
     "The RNGs of torch, numpy and python as tensors, numbers and strings, which the weights-only unpickler reads."
     kind, key, pos, has_gauss, gauss = np.random.get_state()
     return dict(torch=torch.get_rng_state(), python=random.getstate(),
                 numpy=dict(kind=str(kind), key=torch.from_numpy(key.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss), gauss=float(gauss)))
 
-def _set_rng_state(s:dict):
-    "Restore the RNGs from what `_rng_state` returned."
+def set_rng_state(s:dict):
+    "Restore the RNGs from what `rng_state` returned."
     n, (version, internal, gauss) = s["numpy"], s["python"]
     torch.set_rng_state(s["torch"])
     np.random.set_state((n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
@@ -316,7 +317,7 @@ def check_finite(epoch:int, # the epoch just trained
                          f"the step's settings: {', '.join(f'{k}={cfg.get(k)!r}' for k in keys)}")
 
 # %% ../nbs/16_train.ipynb #4f6cdc8f
-def _seed_everything(seed:int):
+def seed_everything(seed:int):
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
 def _st_device(device:torch.device) -> str:
@@ -382,7 +383,7 @@ def fit(model, # an `LSSNet`
         accelerator="auto", # an `accelerate.Accelerator`; "auto": one when launched on several processes; None: this process alone
        )->pd.DataFrame: # the per-epoch log (the same on every rank)
     "Train with early stopping on validation Dice; resumable; data-parallel under `accelerate launch`; returns the epoch log."
-    _seed_everything(cfg.train.seed)
+    seed_everything(cfg.train.seed)
     acc = _resolve_accelerator(accelerator)
     world = acc.num_processes if acc is not None else 1
     device = acc.device if acc is not None else torch.device(device)
@@ -405,7 +406,7 @@ def fit(model, # an `LSSNet`
             load_checkpoint(model, out/"last.safetensors", device=_st_device(device))
             opt.load_state_dict(st["optimizer"])
             if hasattr(seg_loss, "load_state_dict") and st.get("seg_loss"): seg_loss.load_state_dict(st["seg_loss"])
-            _set_rng_state(st["rng"])
+            set_rng_state(st["rng"])
             log, start, best, best_epoch, waited = st["log"], st["epoch"] + 1, st["best"], st["best_epoch"], st["waited"]
             tags = st.get("tags")
     net, opt = acc.prepare(model, opt) if acc is not None else (model, opt)
@@ -435,7 +436,7 @@ def fit(model, # an `LSSNet`
         else: waited += 1
         log.append(row)
         if out is not None:
-            st = dict(optimizer=opt.state_dict(), rng=_rng_state(), log=log, epoch=epoch, best=best,
+            st = dict(optimizer=opt.state_dict(), rng=rng_state(), log=log, epoch=epoch, best=best,
                       best_epoch=best_epoch, waited=waited, tags=tags,
                       seg_loss=seg_loss.state_dict() if hasattr(seg_loss, "epoch_end") else None)
             _on_main(acc, lambda: save_checkpoint(out, model, st, best_epoch == epoch))

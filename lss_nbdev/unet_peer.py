@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from .config import StudyConfig
 from .grades import GRADES
 from .train import (TensorSet, seg_targets, batch_order, dice_per_case, save_checkpoint, finish_checkpoint,
-                             read_train_state, check_finite, _autocast, _seed_everything, _rng_state, _set_rng_state)
+                             read_train_state, check_finite, bf16_autocast, seed_everything, rng_state, set_rng_state)
 
 # %% auto #0
 __all__ = ['PeerUNet', 'build_unet', 'unet_tensors', 'predict_unet', 'fit_unet']
@@ -78,7 +78,7 @@ def _mask_probs(model:PeerUNet, pixels:torch.Tensor, batch_size:int, device, bf1
     model.eval(); device = torch.device(device)
     out = []
     for i in range(0, len(pixels), batch_size):
-        with _autocast(device, bf16):
+        with bf16_autocast(device, bf16):
             z = model(pixels[i:i + batch_size].to(device))
         out.append(torch.sigmoid(z.float())[:, 0].cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.image_size, model.image_size), np.float32)
@@ -105,7 +105,7 @@ def _train_epoch(model, data:TensorSet, loss_fn, opt, cfg:StudyConfig, epoch:int
     tot, n = 0.0, 0
     for b in batch_order(len(data), cfg.train.batch_size, cfg.train.seed, epoch):
         x, y = data.pixels[b].to(device), data.masks[b].to(device)
-        with _autocast(device, cfg.train.bf16):
+        with bf16_autocast(device, cfg.train.bf16):
             loss = loss_fn(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -127,7 +127,7 @@ def fit_unet(model:PeerUNet, # from `build_unet`
     "Train the U-Net peer with Dice + BCE and the LSSNet's budget, early stopping and checkpoints; returns the epoch log."
     train = unet_tensors(model, train_cases, target, pseudo, name="train_cases")
     val = unet_tensors(model, val_cases, target, pseudo, name="val_cases")
-    _seed_everything(cfg.train.seed)
+    seed_everything(cfg.train.seed)
     device = torch.device(device); model.to(device)
     from monai.losses import DiceCELoss
     loss_fn = DiceCELoss(sigmoid=True)
@@ -143,7 +143,7 @@ def fit_unet(model:PeerUNet, # from `build_unet`
             tags = st.get("tags") or {}
             finish_checkpoint(out, tags)  # the weights state.pt names, or a clear refusal
             load_model(model, out/"last.safetensors", device=str(device))
-            opt.load_state_dict(st["optimizer"]); _set_rng_state(st["rng"])
+            opt.load_state_dict(st["optimizer"]); set_rng_state(st["rng"])
             log, start, best, best_epoch, waited = st["log"], st["epoch"] + 1, st["best"], st["best_epoch"], st["waited"]
     val_masks = val.masks[:, 0].numpy()
     for n_done, epoch in enumerate(tqdm(range(start, cfg.train.max_epochs), desc="U-Net", unit="epoch", disable=not progress)):
@@ -161,7 +161,7 @@ def fit_unet(model:PeerUNet, # from `build_unet`
         log.append(row)
         if best_epoch == epoch and out is None: best_w = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if out is not None:
-            st = dict(optimizer=opt.state_dict(), rng=_rng_state(), log=log, epoch=epoch, best=best, best_epoch=best_epoch,
+            st = dict(optimizer=opt.state_dict(), rng=rng_state(), log=log, epoch=epoch, best=best, best_epoch=best_epoch,
                       waited=waited, image_size=model.image_size, tags=tags)
             save_checkpoint(out, model, st, new_best=best_epoch == epoch)  # weights and state.pt as one unit (16_train)
             tags = st["tags"]

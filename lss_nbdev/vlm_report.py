@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .grades import GRADE_NAMES, canonical_level
-from .report_template import ReportInput, SEVERITY_PHRASES, arrg_config, _ANY_LEVEL_RE
+from .report_template import ReportInput, SEVERITY_PHRASES, arrg_config, ANY_LEVEL_RE
 from .report_decoder import arrg_loss
 
 # %% auto #0
@@ -34,7 +34,7 @@ def vlm_target(reference:str, # the reference text of the case
     def lv(m):
         try: return "this level" if canonical_level(m[0]) == level else ""
         except ValueError: return ""
-    t = re.sub(r"\d+(?:\.\d+)?", "", _ANY_LEVEL_RE.sub(lv, reference))
+    t = re.sub(r"\d+(?:\.\d+)?", "", ANY_LEVEL_RE.sub(lv, reference))
     t = re.sub(r"^\s*this level\s*:\s*", "", t)
     t = re.sub(r"\s+([.,;:])", r"\1", re.sub(r"\s{2,}", " ", t)).strip()
     return t[:1].upper() + t[1:]

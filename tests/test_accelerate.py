@@ -146,7 +146,7 @@ def test_lss_study_fit_under_two_processes_is_picked_up_by_the_train_stage(tmp_p
            "fit", "--out", str(out), "--model", "tiny (random init)"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
-    [ckpt] = [d for d in (out/"checkpoints").iterdir() if d.name.startswith("tiny__random_init-")]
+    [ckpt] = [d for d in (out/"checkpoints").iterdir() if d.name.startswith("tiny_random_init-")]
     assert len(pd.read_csv(ckpt/"train_log.csv")) == 2
     state = (ckpt/"state.pt").stat().st_mtime_ns
     r = subprocess.run([str(bin_/"lss-study"), "run", "--config", str(out/"config.yaml"), "--out", str(out), "--stages", "train"],

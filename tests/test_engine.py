@@ -22,7 +22,7 @@ def test_changes_rerun_only_the_stages_that_depend_on_them(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "cache hit" not in statuses(out).values()
     hits = lambda: {s for s, v in statuses(out).items() if v == "cache hit"}
-    [ckpt] = [d for d in (out/"checkpoints").iterdir() if d.name.startswith("tiny__random_init-")]
+    [ckpt] = [d for d in (out/"checkpoints").iterdir() if d.name.startswith("tiny_random_init-")]
     (ckpt/"marker").write_text("planted"); best = (ckpt/"best.safetensors").stat().st_mtime_ns
     r = lss_study("run", "--out", str(out), *TINY, "--set", "eval.n_bootstrap=60", *stages)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -16,14 +16,19 @@ def _modules() -> dict:
         out[p.stem] = (m[1], ast.parse(src))
     return out
 
-def _package_imports(tree) -> set:
-    "Modules of the package that a module imports at any depth (relative or absolute imports)."
-    got = set()
+def _package_from_imports(tree):
+    "(module, names) of every `from ... import` of a package module, anywhere in the module: relative of any depth, or absolute."
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module: got.add(node.module.split(".")[0])
-            elif node.module and node.module.startswith("lss_nbdev."): got.add(node.module.split(".")[1])
-    return got
+            if node.level and node.module: yield node.module.split(".")[-1], [a.name for a in node.names]
+            elif node.level: yield from ((a.name, []) for a in node.names)  # `from . import x`
+            elif node.module and node.module.startswith("lss_nbdev."): yield node.module.split(".")[-1], [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            yield from ((a.name.split(".")[-1], []) for a in node.names if a.name.startswith("lss_nbdev."))
+
+def _package_imports(tree) -> set:
+    "Modules of the package that a module imports at any depth (relative or absolute imports)."
+    return {m for m, _ in _package_from_imports(tree)}
 
 def test_modules_import_only_earlier_notebooks():
     "Dependency order: a module imports only modules of lower notebook numbers, so there is no cycle."
@@ -33,6 +38,12 @@ def test_modules_import_only_earlier_notebooks():
         for dep in _package_imports(tree) - {name}:
             assert dep in mods, f"{name} imports unknown module {dep}"
             assert key(mods[dep][0]) < key(num), f"{name} (notebook {num}) imports {dep} (notebook {mods[dep][0]})"
+
+def test_no_module_imports_another_modules_private_names():
+    "A name that starts with '_' belongs to its module: another module that needs it gets a public name."
+    bad = [f"{name} imports {m}.{n}" for name, (_, tree) in _modules().items() for m, ns in _package_from_imports(tree)
+           for n in ns if n.startswith("_") and m != name]
+    assert not bad, bad
 
 def test_imports_are_at_the_top_and_used():
     "ruff: no unused import (F401), no undefined name (F821), no module-level import below code (E402)."
