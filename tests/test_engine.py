@@ -140,3 +140,39 @@ def test_vlm_report_path_adds_table_4_rows(tmp_path):
     assert any("smolvlm" in str(m) and "own language model" in str(m) for m in nlg.iloc[:, 0]), nlg.iloc[:, 0].tolist()
     assert "own language model" in (out/"tables/report_generation.md").read_text().splitlines()[0]
     assert any("own language model" in m for m in pd.read_csv(out/"tables/report_grading.csv").model)
+
+def test_an_edit_of_the_training_code_retrains_and_an_edit_of_a_plotting_helper_does_not(tmp_path, monkeypatch):
+    "Keys carry the code: the same run, read by an edited copy of the package, retrains after a loss edit, and after a plotting edit reruns stages but trains nothing."
+    import shutil
+    import lss_nbdev.rundir as rundir
+    from lss_nbdev.study import build_config, run_study
+    cfg = build_config(sets=[s for s in TINY if s != "--set"])
+    out, stages = tmp_path/"run", ["cohort", "preprocess", "train"]
+    models = lambda: sorted(p.name for p in (out/"checkpoints").iterdir() if p.is_dir() and p.name != "prefixes")
+    def run_with(edit=None):
+        root = tmp_path/f"pkg-{len(list(tmp_path.glob('pkg-*')))}"/"lss_nbdev"
+        shutil.copytree(rundir.PACKAGE_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
+        if edit: (root/edit[0]).write_text((root/edit[0]).read_text().replace(*edit[1:]))
+        monkeypatch.setattr(rundir, "PACKAGE_DIR", root); rundir._cached_code_fingerprint.cache_clear()
+        return run_study(cfg, out, stages=stages, workers=1)
+    first = run_with(); before = models()
+    assert len(first.jobs) == 2 and len(before) == 2
+    plot = run_with(("study_figures.py", "def plot_training_curves(", "PLOT_EDIT = 1\n\ndef plot_training_curves("))
+    assert plot.jobs == [] and models() == before  # nothing retrained ...
+    assert {r["stage"]: r["status"] for r in plot.records}["train"] == "ran"  # ... though the stage that draws with it reran
+    loss = run_with(("losses.py", "eps:float=1e-6", "eps:float=2e-6"))
+    assert len(loss.jobs) == 2 and len(models()) == 4  # both models retrained, into new folders
+    rundir._cached_code_fingerprint.cache_clear()
+
+def test_rewriting_a_mask_of_a_folder_cohort_recomputes_it(tmp_path):
+    "A folder cohort whose mask file is rewritten under the same path is loaded again (the manifest says ran, not cache hit)."
+    import shutil, time
+    data = tmp_path/"data"; shutil.copytree(Path(__file__).resolve().parents[1]/"data/spider_examples", data)
+    df = pd.read_csv(data/"cases.csv"); df["grade"] = [("A", "BC", "D")[i % 3] for i in range(len(df))]; df.to_csv(data/"cases.csv", index=False)
+    args = ["run", "--data", f"folder:{data/'cases.csv'}", "--out", str(tmp_path/"run"), "--set", "real.source=null", "--stages", "cohort"]
+    assert lss_study(*args).returncode == 0
+    assert lss_study(*args).returncode == 0 and statuses(tmp_path/"run") == {"cohort": "cache hit"}
+    mask = data/df.mask_path[0]
+    mask.write_bytes(mask.read_bytes()); os.utime(mask, ns=(time.time_ns(), time.time_ns() + 10**9))  # rewritten in place
+    r = lss_study(*args)
+    assert r.returncode == 0 and statuses(tmp_path/"run") == {"cohort": "ran"}, r.stderr[-2000:]
