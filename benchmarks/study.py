@@ -13,14 +13,14 @@ say how much the loop adds to the step, and the training stages' rates are set a
 """
 import argparse, collections, json, tempfile, time
 from pathlib import Path
-from lss_nbdev.config import StudyConfig  # first: the package sets the OpenMP wait policy before torch loads, as in make study
+from lss_nbdev.core.config import StudyConfig  # first: the package sets the OpenMP wait policy before torch loads, as in make study
 import pandas as pd, torch
-from lss_nbdev.runs import Run, StageCache, model_label, with_backbone
-from lss_nbdev.rundir import slug
-from lss_nbdev.stages import STAGES
-from lss_nbdev.train import build_model, to_tensors, run_epoch, fit
-from lss_nbdev.losses import make_seg_loss
-from lss_nbdev.model import param_groups
+from lss_nbdev.study.engine import Run, StageCache, model_label, with_backbone
+from lss_nbdev.core.rundir import slug
+from lss_nbdev.study.stages import STAGES
+from lss_nbdev.model.train import build_model, to_tensors, run_epoch, fit
+from lss_nbdev.model.losses import make_seg_loss
+from lss_nbdev.model.network import param_groups
 
 def stage_table(run:Path) -> pd.DataFrame:
     m = json.loads((run/"manifest.json").read_text())

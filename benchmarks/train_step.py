@@ -10,11 +10,11 @@ import argparse, json, os, resource, tempfile, time
 from pathlib import Path
 import torch, torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
-from lss_nbdev.config import StudyConfig
-from lss_nbdev.backbones import BiomedCLIPBackbone, _tiny_biomedclip_dir
-from lss_nbdev.model import LSSNet, param_groups
-from lss_nbdev.losses import make_seg_loss
-from lss_nbdev.train import build_model
+from lss_nbdev.core.config import StudyConfig
+from lss_nbdev.model.backbones import BiomedCLIPBackbone, _tiny_biomedclip_dir
+from lss_nbdev.model.network import LSSNet, param_groups
+from lss_nbdev.model.losses import make_seg_loss
+from lss_nbdev.model.train import build_model
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "RTX 4070": 117.0}  # dense, no sparsity
 

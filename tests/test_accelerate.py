@@ -27,10 +27,10 @@ SGD_RTOL = 1e-5  # the same after one epoch of plain SGD through run_epoch, whic
 
 def setup():
     "A tiny phantom run: 9 training cases in batches of 4 (the last batch, of one case, is shorter than the world), two ungraded."
-    from lss_nbdev.cases import split_by_patient
-    from lss_nbdev.config import StudyConfig
-    from lss_nbdev.phantom import make_cohort
-    from lss_nbdev.train import TensorSet, build_model, to_tensors
+    from lss_nbdev.core.cases import split_by_patient
+    from lss_nbdev.core.config import StudyConfig
+    from lss_nbdev.data.phantom import make_cohort
+    from lss_nbdev.model.train import TensorSet, build_model, to_tensors
     cfg = StudyConfig.profile("quick").replace(**{
         "model.image_size": 32, "model.patch_size": 8, "model.d_shared": 16, "model.n_heads": 2,
         "train.max_epochs": 2, "train.patience": 5, "train.batch_size": 4, "train.seg_target": "anatomical"})
@@ -46,7 +46,7 @@ def worker(out:Path):
     "Under the launcher: stop after one epoch, resume in a fresh model, save this rank's log and weights."
     from safetensors.torch import save_model
 
-    from lss_nbdev.train import fit
+    from lss_nbdev.model.train import fit
     cfg, model, tr, va = setup()
     fit(model, tr, va, cfg, out/"ckpt", stop_after=1, progress=False)  # accelerator="auto": WORLD_SIZE is 2
     cfg, model, tr, va = setup()
@@ -55,7 +55,7 @@ def worker(out:Path):
     log.to_csv(out/f"log_rank{rank}.csv", index=False)
     save_model(model, str(out/f"final_rank{rank}.safetensors"))
     # Adam hides a wrong gradient scale (its step is scale-free); one epoch of plain SGD through run_epoch does not
-    from lss_nbdev.train import make_accelerator, sync_batchnorm
+    from lss_nbdev.model.train import make_accelerator, sync_batchnorm
     acc = make_accelerator()
     cfg, model, tr, va = setup()
     net, opt = acc.prepare(sync_batchnorm(model.to(acc.device)), sgd(model))
@@ -66,15 +66,15 @@ def worker(out:Path):
 def sgd(model): return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05)
 
 def sgd_epoch(model, tr, cfg, opt, acc=None):
-    from lss_nbdev.losses import make_seg_loss
-    from lss_nbdev.train import run_epoch
+    from lss_nbdev.model.losses import make_seg_loss
+    from lss_nbdev.model.train import run_epoch
     return run_epoch(model, tr, make_seg_loss(cfg.loss), cfg, opt, epoch=0, device="cpu", accelerator=acc)
 
 
 def test_two_processes_match_one(tmp_path):
     from safetensors.torch import load_file
 
-    from lss_nbdev.train import fit
+    from lss_nbdev.model.train import fit
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("WORLD_SIZE", None)
     t0 = time.perf_counter()

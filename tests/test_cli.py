@@ -1,6 +1,6 @@
 "The `lss-study` console script, run as a user would run it."
 import os, pickle, subprocess, sys
-from lss_nbdev.rundir import dump_signed, load_signed
+from lss_nbdev.core.rundir import dump_signed, load_signed
 from pathlib import Path
 import pandas as pd, pytest
 
@@ -63,7 +63,7 @@ def test_pipeline_end_to_end_writes_tables_and_resumes(tmp_path):
 
 def test_mendeley_layout_through_the_cli(tmp_path):
     "A cohort in the Mendeley layout runs through cohort and preprocessing; without --notes the error says so."
-    from lss_nbdev.mendeley import write_fake_mendeley
+    from lss_nbdev.data.mendeley import write_fake_mendeley
     truth = write_fake_mendeley(tmp_path/"mendeley", n_patients=6)
     r = lss_study("run", "--data", f"mendeley:{tmp_path/'mendeley'}", "--notes", str(tmp_path/"mendeley/notes.csv"),
                   "--out", str(tmp_path/"run"), "--stages", "cohort,preprocess")

@@ -57,7 +57,7 @@ def test_a_stage_alone_runs_what_it_reads(tmp_path):
 
 def test_replay_reproduces_a_run_on_a_cohort_that_is_not_the_phantom(tmp_path):
     "`--config runs/X/config.yaml --out runs/Y` keeps X's data source; a flag given overrides it."
-    from lss_nbdev.mendeley import write_fake_mendeley
+    from lss_nbdev.data.mendeley import write_fake_mendeley
     write_fake_mendeley(tmp_path/"mendeley", n_patients=6)
     x, y = tmp_path/"x", tmp_path/"y"
     r = lss_study("run", "--data", f"mendeley:{tmp_path/'mendeley'}", "--notes", str(tmp_path/"mendeley/notes.csv"),
@@ -74,7 +74,7 @@ def test_replay_reproduces_a_run_on_a_cohort_that_is_not_the_phantom(tmp_path):
 
 def test_one_model_skips_statistics_and_the_run_goes_on(tmp_path):
     "A cohort without true masks and no comparison trains one model: statistics says so in one line; explain still runs."
-    from lss_nbdev.mendeley import write_fake_mendeley
+    from lss_nbdev.data.mendeley import write_fake_mendeley
     write_fake_mendeley(tmp_path/"mendeley", n_patients=8)
     r = lss_study("run", "--data", f"mendeley:{tmp_path/'mendeley'}", "--notes", str(tmp_path/"mendeley/notes.csv"), *TINY,
                   "--out", str(tmp_path/"run"), "--stages", "train,statistics,explain")
@@ -83,7 +83,7 @@ def test_one_model_skips_statistics_and_the_run_goes_on(tmp_path):
     assert statuses(tmp_path/"run")["explain"] == "ran"
 
 def test_a_second_run_into_the_same_directory_is_refused(tmp_path):
-    from lss_nbdev.study import RunLock
+    from lss_nbdev.study.cli import RunLock
     (tmp_path/"run").mkdir()
     with RunLock(tmp_path/"run"):
         r = lss_study("run", "--out", str(tmp_path/"run"), *TINY, "--stages", "cohort")
@@ -105,7 +105,7 @@ BAD_INPUT = [
 ]
 DRIVER = """
 import contextlib, io, json, sys
-from lss_nbdev.study import cli
+from lss_nbdev.study.cli import cli
 out = []
 for args in json.loads(sys.argv[1]):
     sys.argv = ["lss-study", "run", *args]
@@ -144,8 +144,8 @@ def test_vlm_report_path_adds_table_4_rows(tmp_path):
 def test_an_edit_of_the_training_code_retrains_and_an_edit_of_a_plotting_helper_does_not(tmp_path, monkeypatch):
     "Keys carry the code: the same run, read by an edited copy of the package, retrains after a loss edit, and after a plotting edit reruns stages but trains nothing."
     import shutil
-    import lss_nbdev.rundir as rundir
-    from lss_nbdev.study import build_config, run_study
+    import lss_nbdev.core.rundir as rundir
+    from lss_nbdev.study.cli import build_config, run_study
     cfg = build_config(sets=[s for s in TINY if s != "--set"])
     out, stages = tmp_path/"run", ["cohort", "preprocess", "train"]
     models = lambda: sorted(p.name for p in (out/"checkpoints").iterdir() if p.is_dir() and p.name != "prefixes")
@@ -157,10 +157,10 @@ def test_an_edit_of_the_training_code_retrains_and_an_edit_of_a_plotting_helper_
         return run_study(cfg, out, stages=stages, workers=1)
     first = run_with(); before = models()
     assert len(first.jobs) == 2 and len(before) == 2
-    plot = run_with(("study_figures.py", "def plot_training_curves(", "PLOT_EDIT = 1\n\ndef plot_training_curves("))
+    plot = run_with(("evaluation/study_figures.py", "def plot_training_curves(", "PLOT_EDIT = 1\n\ndef plot_training_curves("))
     assert plot.jobs == [] and models() == before  # nothing retrained ...
     assert {r["stage"]: r["status"] for r in plot.records}["train"] == "ran"  # ... though the stage that draws with it reran
-    loss = run_with(("losses.py", "eps:float=1e-6", "eps:float=2e-6"))
+    loss = run_with(("model/losses.py", "eps:float=1e-6", "eps:float=2e-6"))
     assert len(loss.jobs) == 2 and len(models()) == 4  # both models retrained, into new folders
     rundir._cached_code_fingerprint.cache_clear()
 

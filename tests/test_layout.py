@@ -8,40 +8,43 @@ PKG = ROOT/"lss_nbdev"
 def _modules() -> dict:
     "Module name -> (notebook number, parsed source), from each module's `File to edit` header."
     out = {}
-    for p in sorted(PKG.glob("*.py")):
+    for p in sorted(PKG.rglob("*.py")):
         if p.name.startswith("_"): continue
         src = p.read_text()
-        m = re.search(r"File to edit: \.\./nbs/(\d+[a-z]?)_", src)
-        assert m, f"{p.name} does not name the notebook it is exported from"
-        out[p.stem] = (m[1], ast.parse(src))
+        m = re.search(r"File to edit: (?:\.\./)+nbs/(\d+[a-z]?)_", src)
+        assert m, f"{p.relative_to(PKG)} does not name the notebook it is exported from"
+        out[".".join(p.relative_to(PKG).with_suffix("").parts)] = (m[1], ast.parse(src))
     return out
 
-def _package_from_imports(tree):
-    "(module, names) of every `from ... import` of a package module, anywhere in the module: relative of any depth, or absolute."
+def _package_from_imports(name:str, tree):
+    "(module, names) of every import of a package module anywhere in module `name`: relative of any depth, or absolute; modules dotted from the package root."
+    here = name.split(".")[:-1]
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level and node.module: yield node.module.split(".")[-1], [a.name for a in node.names]
-            elif node.level: yield from ((a.name, []) for a in node.names)  # `from . import x`
-            elif node.module and node.module.startswith("lss_nbdev."): yield node.module.split(".")[-1], [a.name for a in node.names]
+            if node.level:
+                base = here[:len(here) - node.level + 1]
+                if node.module: yield ".".join(base + node.module.split(".")), [a.name for a in node.names]
+                else: yield from ((".".join(base + [a.name]), []) for a in node.names)  # `from . import x`
+            elif node.module and node.module.startswith("lss_nbdev."): yield node.module.split(".", 1)[1], [a.name for a in node.names]
         elif isinstance(node, ast.Import):
-            yield from ((a.name.split(".")[-1], []) for a in node.names if a.name.startswith("lss_nbdev."))
+            yield from ((a.name.split(".", 1)[1], []) for a in node.names if a.name.startswith("lss_nbdev."))
 
-def _package_imports(tree) -> set:
+def _package_imports(name:str, tree) -> set:
     "Modules of the package that a module imports at any depth (relative or absolute imports)."
-    return {m for m, _ in _package_from_imports(tree)}
+    return {m for m, _ in _package_from_imports(name, tree)}
 
 def test_modules_import_only_earlier_notebooks():
     "Dependency order: a module imports only modules of lower notebook numbers, so there is no cycle."
     mods = _modules()
     key = lambda n: (int(re.match(r"\d+", n)[0]), n)
     for name, (num, tree) in mods.items():
-        for dep in _package_imports(tree) - {name}:
+        for dep in _package_imports(name, tree) - {name}:
             assert dep in mods, f"{name} imports unknown module {dep}"
             assert key(mods[dep][0]) < key(num), f"{name} (notebook {num}) imports {dep} (notebook {mods[dep][0]})"
 
 def test_no_module_imports_another_modules_private_names():
     "A name that starts with '_' belongs to its module: another module that needs it gets a public name."
-    bad = [f"{name} imports {m}.{n}" for name, (_, tree) in _modules().items() for m, ns in _package_from_imports(tree)
+    bad = [f"{name} imports {m}.{n}" for name, (_, tree) in _modules().items() for m, ns in _package_from_imports(name, tree)
            for n in ns if n.startswith("_") and m != name]
     assert not bad, bad
 
@@ -57,4 +60,4 @@ def test_plotting_libraries_only_where_figures_are_drawn():
         top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
         names = {a.name for n in top for a in n.names} | {n.module for n in top if isinstance(n, ast.ImportFrom) and n.module}
         plotting = {n for n in names if n and n.split(".")[0] in ("matplotlib", "seaborn")}
-        assert not plotting or name == "study_figures", f"{name} imports {sorted(plotting)} at module level"
+        assert not plotting or name == "evaluation.study_figures", f"{name} imports {sorted(plotting)} at module level"

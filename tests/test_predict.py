@@ -2,10 +2,10 @@
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pydicom, pytest
-from lss_nbdev.predict import PLANTED_PHI, find_identifiers, write_phantom_study, predict, load_pipeline
-from lss_nbdev.mendeley import write_fake_mendeley
-from lss_nbdev.study import cli
-from lss_nbdev.rundir import card_entry
+from lss_nbdev.predict.pipeline import PLANTED_PHI, find_identifiers, write_phantom_study, predict, load_pipeline
+from lss_nbdev.data.mendeley import write_fake_mendeley
+from lss_nbdev.study.cli import cli
+from lss_nbdev.core.rundir import card_entry
 
 BIN = Path(sys.executable).parent
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
@@ -127,7 +127,7 @@ def test_run_without_a_trained_model(patient, tmp_path, monkeypatch, capsys):
 def test_model_trained_at_another_input_size(run, patient, tmp_path, monkeypatch, capsys):
     "A checkpoint whose weights were trained at 224 px where the run's config builds 112 px is refused, naming the file."
     from safetensors.torch import save_model
-    from lss_nbdev.train import build_model
+    from lss_nbdev.model.train import build_model
     folder, _ = patient
     other = tmp_path/"run224"
     shutil.copytree(run, other)
@@ -144,7 +144,7 @@ def test_model_trained_at_another_input_size(run, patient, tmp_path, monkeypatch
     assert not (tmp_path/"out").exists()
 
 def test_out_is_replaced_whole_or_left_alone(run, patient, tmp_path, monkeypatch):
-    import lss_nbdev.predict as P
+    import lss_nbdev.predict.pipeline as P
     folder, _ = patient
     out = predict(run, folder, tmp_path/"out", verbose=False)
     before = (out/"levels.csv").read_bytes()
@@ -182,7 +182,7 @@ def test_serves_exactly_what_its_model_card_names(run, patient, tmp_path, monkey
     "A newer checkpoint of the same model under the same name (another seed's, say) is never picked up by its mtime; the temperature is the card's; a missing checkpoint is one line, exit 2."
     import torch
     from safetensors.torch import save_model
-    from lss_nbdev.train import build_model
+    from lss_nbdev.model.train import build_model
     folder, _ = patient
     other = tmp_path/"run"; shutil.copytree(run, other)
     card = json.loads((other/"model_card.json").read_text())

@@ -17,5 +17,5 @@ def test_readme_starts_with_the_two_commands():
 
 def test_readme_findings_come_from_the_committed_run():
     "The findings table in the README is what `findings_markdown` writes from results/quick (no hand-typed number)."
-    from lss_nbdev.findings import findings_markdown
+    from lss_nbdev.study.findings import findings_markdown
     assert findings_markdown(ROOT/"results/quick") in (ROOT/"README.md").read_text(), "README's findings differ from results/quick: run `make results`"
