@@ -26,7 +26,7 @@ STUDY_ENV := MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2147483648 M
 
 study: install
 	$(STUDY_ENV) $(BIN)/lss-study run --data phantom --profile quick --out runs/quick
-	$(BIN)/python -c "import shutil; from lss_nbdev.predict.pipeline import write_phantom_study as w; shutil.rmtree('runs/quick/phantom_patient', ignore_errors=True); print(w('runs/quick/phantom_patient', seed=2026))"
+	$(BIN)/python -c "import shutil; from lss_nbdev.testing import write_phantom_study as w; shutil.rmtree('runs/quick/phantom_patient', ignore_errors=True); print(w('runs/quick/phantom_patient', seed=2026))"
 	$(STUDY_ENV) $(BIN)/lss-study predict --run runs/quick runs/quick/phantom_patient --out runs/quick/predict_phantom
 
 test: install

@@ -1,4 +1,4 @@
-"""Benchmark: `lss_nbdev.predict.pipeline.predict`, seconds per patient after the model is loaded (target: <= 10 s on 2 CPU cores).
+"""Benchmark: `lss_nbdev.predict.patient.predict`, seconds per patient after the model is loaded (target: <= 10 s on 2 CPU cores).
 
 Phantom patients are written as DICOM studies in the Mendeley layout (`write_phantom_study`: 15 axial T2 slices in
 three disc-angled blocks, a T1 axial and a T2 sagittal series, 320×320 px), the run's model is loaded once, and each
@@ -36,7 +36,10 @@ def main(argv=None):
     ap.add_argument("--patients", type=int, default=5, help="phantom patients to predict")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads while predicting (predict's default: 1)")
     a = ap.parse_args(argv)
-    from lss_nbdev.predict.pipeline import load_pipeline, predict, read_study, run_pipeline, write_phantom_study
+    from lss_nbdev.testing import write_phantom_study
+    from lss_nbdev.predict.inputs import read_study
+    from lss_nbdev.predict.pipeline import load_pipeline, run_pipeline
+    from lss_nbdev.predict.patient import predict
     from lss_nbdev.study.engine import torch_threads
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)

