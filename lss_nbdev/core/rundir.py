@@ -12,9 +12,9 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['SAFE_NAME', 'PACKAGE_DIR', 'PACKAGE', 'TABLE_SUFFIXES', 'WEIGHT_PACKAGES', 'REPO_DIR', 'MAGIC', 'CARD', 'RUN_MARKER',
            'LOCK', 'safe_name', 'slug', 'atomic_write', 'package_imports', 'module_closure', 'code_fingerprint',
-           'data_fingerprint', 'weights_fingerprint', 'runtime_fingerprint', 'provenance', 'UntrustedCache',
-           'cache_key_path', 'dump_signed', 'load_signed', 'file_sha256', 'card_entry', 'write_model_card',
-           'read_model_card', 'card_file', 'is_run_dir', 'claim_run_dir']
+           'data_fingerprint', 'weights_fingerprint', 'runtime_fingerprint', 'code_commit', 'provenance',
+           'UntrustedCache', 'cache_key_path', 'dump_signed', 'load_signed', 'file_sha256', 'card_entry',
+           'write_model_card', 'read_model_card', 'card_file', 'is_run_dir', 'claim_run_dir']
 
 # %% ../../nbs/00a_rundir.ipynb #c63d11f1
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}")
@@ -176,20 +176,20 @@ def runtime_fingerprint(device:str, # resolved: "cpu" or "cuda"
 REPO_DIR = PACKAGE_DIR.parent
 
 @lru_cache(maxsize=1)
-def _commit() -> dict:
+def code_commit() -> dict:
+    "The git commit of the code and whether its tracked files had uncommitted changes (both None outside a git checkout), read once per process."
     def git(*a):
         r = subprocess.run(["git", "-C", str(REPO_DIR), *a], capture_output=True, text=True, timeout=10)
         return r.stdout.strip() if r.returncode == 0 else None
     try: commit = git("rev-parse", "HEAD")
     except (OSError, subprocess.TimeoutExpired): commit = None
     if commit is None: return dict(commit=None, dirty=None)
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "lss_nbdev")
-    return dict(commit=commit, dirty=bool(dirty))
+    return dict(commit=commit, dirty=bool(git("status", "--porcelain", "--untracked-files=no")))
 
 def provenance() -> dict:
-    "The commit (and whether the package's tree was dirty), package version, Python, torch and host of this process."
+    "The commit (`code_commit`), package version, Python, torch and host of this process."
     import torch, lss_nbdev
-    return dict(**_commit(), package=lss_nbdev.__version__, python=platform.python_version(), torch=torch.__version__,
+    return dict(**code_commit(), package=lss_nbdev.__version__, python=platform.python_version(), torch=torch.__version__,
                 numpy=_version("numpy"), machine=platform.machine(), written=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 # %% ../../nbs/00a_rundir.ipynb #24217837

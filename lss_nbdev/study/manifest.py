@@ -4,12 +4,12 @@
 
 # %% ../../nbs/26a_manifest.ipynb #805e0dfe
 from __future__ import annotations
-import json, os, platform, subprocess, sys, time
+import json, os, platform, sys, time
 from importlib import metadata
 from pathlib import Path
 from ..core.config import StudyConfig
-from .engine import Run, REPO
-from ..core.rundir import atomic_write
+from .engine import Run
+from ..core.rundir import atomic_write, code_commit
 
 # %% auto #0
 __all__ = ['PACKAGES', 'RUNTIME_ENV', 'environment', 'seeds', 'write_manifest', 'manifest_summary']
@@ -34,16 +34,6 @@ def _cpu() -> dict:
     return dict(model=info.get("model name", platform.processor() or platform.machine()), flags=info.get("flags", "").split(),
                 logical_cores=os.cpu_count())
 
-def _git(repo:Path) -> dict:
-    "Commit of the code and whether the tree was dirty; None where it is not a git checkout."
-    def git(*a):
-        r = subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True, timeout=10)
-        return r.stdout.strip() if r.returncode == 0 else None
-    try: commit = git("rev-parse", "HEAD")
-    except (OSError, subprocess.TimeoutExpired): commit = None
-    if commit is None: return dict(commit=None, dirty=None)
-    return dict(commit=commit, dirty=bool(git("status", "--porcelain", "--untracked-files=no")))
-
 RUNTIME_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",  # threads
                "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")  # glibc malloc (make study sets them)
 
@@ -57,7 +47,7 @@ def environment() -> dict:
                            cuda_available=cuda, device_name=torch.cuda.get_device_name(0) if cuda else None,
                            num_threads=torch.get_num_threads(), num_interop_threads=torch.get_num_interop_threads()),
                 cpu=_cpu(), runtime_env={k: os.environ.get(k) for k in RUNTIME_ENV},
-                code=_git(REPO))
+                code=code_commit())
 
 def seeds(cfg:StudyConfig) -> dict:
     "Every seed of the config."
