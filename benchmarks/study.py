@@ -50,7 +50,7 @@ def loop_rates(run:Path, steps:int=20) -> dict:
     torch.set_num_threads(cfg.train.threads or cfg.threads or torch.get_num_threads())
     pre = Run(cfg, run, STAGES, verbose=False).output("preprocess")
     torch.manual_seed(0); model = build_model(cfg)
-    tr, va = (to_tensors(pre["splits"][s], model.backbone, cfg.train.seg_target, pre["pseudo"]) for s in ("train", "val"))
+    tr, va = (to_tensors(pre.splits[s], model.backbone, cfg.train.seg_target, pre.pseudo) for s in ("train", "val"))
     loss, bs = make_seg_loss(cfg.loss), cfg.train.batch_size
     opt = torch.optim.AdamW(param_groups(model, cfg.train), weight_decay=cfg.train.weight_decay)
     x, y, g = tr.pixels[:bs], tr.masks[:bs], tr.grades[:bs]
@@ -76,7 +76,7 @@ def epoch_profile(run:Path, top:int=12) -> str:
     cfg = StudyConfig.load(run/"config.yaml")
     torch.set_num_threads(cfg.train.threads or cfg.threads or torch.get_num_threads())
     pre = Run(cfg, run, STAGES, verbose=False).output("preprocess")
-    model = build_model(cfg); tr = to_tensors(pre["splits"]["train"], model.backbone, cfg.train.seg_target, pre["pseudo"])
+    model = build_model(cfg); tr = to_tensors(pre.splits["train"], model.backbone, cfg.train.seg_target, pre.pseudo)
     opt = torch.optim.AdamW(param_groups(model, cfg.train), weight_decay=cfg.train.weight_decay)
     run_epoch(model, tr, make_seg_loss(cfg.loss), cfg, opt, 0)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:

@@ -50,7 +50,7 @@ def test_pipeline_end_to_end_writes_tables_and_resumes(tmp_path):
     # reruns the evaluation, which must score them (read through the cache), not retrain
     [cached] = (tmp_path/"run/cache").glob("stage-train-*.pkl")
     saved = load_signed(cached)  # signed by this machine's cache key, as the run wrote it
-    pred = saved["output"]["predictions"]["tiny (random init)"]
+    pred = saved["output"].predictions["tiny (random init)"]
     pred["mask_probs"] = [p * 0 for p in pred["mask_probs"]]
     dump_signed(saved, cached)
     r = lss_study(*[a.replace("eval.n_bootstrap=50", "eval.n_bootstrap=51") for a in args])

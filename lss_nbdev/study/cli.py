@@ -138,12 +138,12 @@ def fit_model(out, # a run directory whose preprocess stage is cached (`lss-stud
         raise ValueError(f"{out}: its preprocess stage is not cached for this code and config; run "
                          f"`lss-study run --config {out}/config.yaml --out {out} --stages preprocess` first")
     pre = run.output("preprocess")  # a signed cache entry (an unsigned one is recomputed, not unpickled)
-    variants = train_variants(run, pre["splits"])
+    variants = train_variants(run, pre.splits)
     if name not in variants: raise ValueError(f"{out}: no model {name!r} in its train stage; its models: {list(variants)}")
     cfg = variants[name]
     if launched_processes() > 1: cfg = cfg.replace(**{"model.feature_cache": None})  # one feature cache, many writers: compute per process
     model = build_model(cfg)
-    tensors = {s: to_tensors(pre["splits"][s], model.backbone, cfg.train.seg_target, pre["pseudo"]) for s in ("train", "val")}
+    tensors = {s: to_tensors(pre.splits[s], model.backbone, cfg.train.seg_target, pre.pseudo) for s in ("train", "val")}
     ckpt = checkpoint_dir(run, name, variants[name])
     with torch_threads(cfg.train.threads): fit(model, tensors["train"], tensors["val"], cfg, ckpt, device=resolve_device(cfg), progress=True)
     return ckpt

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/26b_stage_data.ipynb #25323d3b
 from __future__ import annotations
+from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
 from ..core.config import StudyConfig
@@ -17,7 +18,7 @@ from ..data.phantom import make_cohort
 from .engine import Run, load_cohort, resolve_data_path, cohort_table
 
 # %% auto #0
-__all__ = ['needs', 'notes_table', 'stage_cohort', 'stage_preprocess']
+__all__ = ['needs', 'notes_table', 'CohortOutput', 'PreprocessOutput', 'stage_cohort', 'stage_preprocess']
 
 # %% ../../nbs/26b_stage_data.ipynb #0637766a
 def needs(cohort:Cohort, stage:str, *parts:str) -> bool:
@@ -42,7 +43,20 @@ def notes_table(cfg:StudyConfig, cohort:Cohort) -> pd.DataFrame:
         parts.append(notes_grade_table({c.patient_id: c.report for c in ph}).assign(notes_of=f"phantom ({len(ph.patients)} notes)"))
     return pd.concat(parts)[["notes_of", "scheme", "grade", "notes", "share"]] if parts else pd.DataFrame()
 
-def stage_cohort(run:Run) -> dict:
+@dataclass
+class CohortOutput:
+    "What the cohort stage hands on: the cohort and its patient-level splits."
+    cohort: Cohort
+    splits: dict  # "train", "val", "test" -> Cohort
+
+@dataclass
+class PreprocessOutput:
+    "What preprocessing hands on: the denoised splits (training split balanced) and Algorithm 1's pseudo-masks with and without grade conditioning."
+    splits: dict  # "train", "val", "test" -> Cohort
+    pseudo: dict  # case_id -> bool mask, grade-conditioned
+    pseudo_unconditioned: dict  # case_id -> bool mask
+
+def stage_cohort(run:Run) -> CohortOutput:
     "Build the cohort and split it by patient; say what it has (grades, reports, masks) and how its notes grade."
     cfg = run.cfg
     cohort = load_cohort(cfg)
@@ -55,11 +69,11 @@ def stage_cohort(run:Run) -> dict:
     if len(notes): run.table(notes, "notes_grades", "Grades of the radiologists' notes under each grade scheme (worst level per "
                              "note; clinical: mild and unqualified compression are B&C; dataset: unqualified compression is D)")
     plot_cohort_examples(cohort, run.figure("cohort_examples"))
-    return dict(cohort=cohort, splits=splits)
+    return CohortOutput(cohort=cohort, splits=splits)
 
-def stage_preprocess(run:Run, cohort:dict) -> dict|None:
+def stage_preprocess(run:Run, cohort:CohortOutput) -> PreprocessOutput|None:
     "Denoise, split, balance the training split, and build pseudo-masks with and without grade conditioning."
-    cohort = cohort["cohort"]
+    cohort = cohort.cohort
     if not needs(cohort, "preprocess", "grade"): return None
     cfg = run.cfg
     denoised = denoise_cohort(cohort, cfg, cache_dir=run.out/"cache")
@@ -83,4 +97,4 @@ def stage_preprocess(run:Run, cohort:dict) -> dict|None:
     run.table(s["pseudomask"], "preprocessing_pseudomask",
               "Pseudo-masks (Algorithm 1) against the anatomical mask, and affected area per grade, with and without grade conditioning")
     plot_pseudomask_overlays(denoised, pseudo, pseudo_u, run.figure("pseudomask_overlays"))
-    return dict(splits=splits, pseudo=pseudo, pseudo_unconditioned=pseudo_u)
+    return PreprocessOutput(splits=splits, pseudo=pseudo, pseudo_unconditioned=pseudo_u)

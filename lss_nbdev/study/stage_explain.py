@@ -4,6 +4,7 @@
 
 # %% ../../nbs/26d_stage_explain.ipynb #4ddcbad7
 from __future__ import annotations
+from dataclasses import dataclass
 import numpy as np, pandas as pd, cv2, torch
 from ..core.grades import GRADES, GRADE_NAMES
 from ..evaluation.localisation import (localisation_cases, localisation_maps, localisation_summary, localisation_table,
@@ -12,15 +13,33 @@ from ..evaluation.localisation import (localisation_cases, localisation_maps, lo
 from ..evaluation.calibration import fit_temperature, apply_temperature, calibration_report, prediction_stability, paper_perturbation
 from ..evaluation.explain import overlay_figure, evidence_record, evidence_table, evidence_figure, failure_cases, relevance_heatmap
 from .engine import Run, load_trained
-from .stage_models import explained_model
+from .stage_models import explained_model, EvaluateOutput, TrainOutput
+from .stage_data import PreprocessOutput
 
 # %% auto #0
-__all__ = ['stage_explain', 'stage_localisation']
+__all__ = ['ExplainOutput', 'LocalisationOutput', 'stage_explain', 'stage_localisation']
 
 # %% ../../nbs/26d_stage_explain.ipynb #175f1fe6
-def stage_explain(run:Run, preprocess:dict, train:dict, evaluate:dict) -> dict|None:
+@dataclass
+class ExplainOutput:
+    "Each model's calibrated test probabilities and the temperature fitted on the validation split."
+    calibrated: dict  # name -> N×3
+    temperatures: dict  # name -> T
+
+@dataclass
+class LocalisationOutput:
+    "Which relevance map was kept on validation for the explained model, its scores and test heatmaps."
+    kept: str | None
+    model: str
+    target: str
+    scores: dict
+    heatmaps: dict  # case_id -> float16 map
+    table: pd.DataFrame
+    choice: object
+
+def stage_explain(run:Run, preprocess:PreprocessOutput, train:TrainOutput, evaluate:EvaluateOutput) -> ExplainOutput|None:
     "Temperature-scaled confidence per model; overlays, evidence records, failure cases and stability for one model."
-    cfg, preds, evals, sp = run.cfg, train["predictions"], evaluate["evaluations"], preprocess["splits"]
+    cfg, preds, evals, sp = run.cfg, train.predictions, evaluate.evaluations, preprocess.splits
     y_val = [c.grade for c in sp["val"]]
     cal, calibrated, temperatures = [], {}, {}
     for name, p in preds.items():
@@ -31,7 +50,7 @@ def stage_explain(run:Run, preprocess:dict, train:dict, evaluate:dict) -> dict|N
     cal = pd.concat(cal)
     run.table(cal[["model", "temperature"] + [c for c in cal.columns if c not in ("model", "temperature")]], "calibration",
               "Grade confidence before and after temperature scaling (temperature fitted on the validation split)")
-    name = explained_model(train["variants"])
+    name = explained_model(train.variants)
     p, probs, test = preds[name], calibrated[name], sp["test"]
     records = [evidence_record(c, m, g, None if p["relevance"] is None else p["relevance"][i], grid_hw=(p["grid"], p["grid"]))
                for i, (c, m, g) in enumerate(zip(test, p["mask_probs"], probs))]
@@ -51,11 +70,11 @@ def stage_explain(run:Run, preprocess:dict, train:dict, evaluate:dict) -> dict|N
     per_case = seg.assign(pred_grade=[GRADES[i] for i in probs.argmax(1)],
                           confidence=probs.max(1))
     run.table(failure_cases(per_case, k=3), "failure_cases", f"Failure cases of '{name}': confidently wrong grades and worst Dice")
-    stab = prediction_stability(_predictor(load_trained(run, name, train["variants"][name])), list(test), n=cfg.eval.stability_n, rng=cfg.eval.seed,
+    stab = prediction_stability(_predictor(load_trained(run, name, train.variants[name])), list(test), n=cfg.eval.stability_n, rng=cfg.eval.seed,
                                 augment_fn=paper_perturbation(cfg))
     run.table(stab, "stability", f"Stability of '{name}' under perturbations within the paper's augmentation ranges "
               f"({cfg.eval.stability_n} per test slice): grade flip rate and Dice between original and perturbed masks")
-    return dict(calibrated=calibrated, temperatures=temperatures)
+    return ExplainOutput(calibrated=calibrated, temperatures=temperatures)
 
 def _predictor(model):
     "image H×W in [0, 1] -> (mask probabilities H×W, grade probabilities 3), for `prediction_stability`."
@@ -71,21 +90,21 @@ def _split_targets(cases:list, pseudo:dict)->tuple:
     if all(c.mask is not None for c in cases): return [c.mask for c in cases], "anatomical"
     return [pseudo[c.case_id] for c in cases], "pseudo-mask"
 
-def stage_localisation(run:Run, preprocess:dict, train:dict, evaluate:dict, explain:dict|None) -> dict|None:
+def stage_localisation(run:Run, preprocess:PreprocessOutput, train:TrainOutput, evaluate:EvaluateOutput, explain:ExplainOutput|None) -> LocalisationOutput|None:
     "Where explanations point and whether the grade depends on them: every model × map on the test split, relevance chosen on validation."
-    cfg, sp, variants = run.cfg, preprocess["splits"], train["variants"]
+    cfg, sp, variants = run.cfg, preprocess.splits, train.variants
     if not sp.get("test") or not sp.get("val"): return None
     s = LOC_SETTINGS
     models = {n: load_trained(run, n, v) for n, v in variants.items()}
-    vt, vname = _split_targets(sp["val"], preprocess["pseudo"])
+    vt, vname = _split_targets(sp["val"], preprocess.pseudo)
     val = pd.concat([localisation_cases(m, sp["val"], vt, vname, methods=XATTN_VARIANTS, model_name=n, deletion=False,
                                         ring_px=s["ring_px"], tol_px=s["tol_px"]) for n, m in models.items()], ignore_index=True)
     kept, choice = choose_relevance(val) if not val.empty else (None, pd.DataFrame())
     if kept is not None:
         run.table(choice.assign(kept=choice.variant == kept), "explanations_relevance_choice",
                   f"Cross-attention relevance variants on the validation split (mean mass ratio vs {vname} masks; 1 = chance): '{kept}' kept")
-    test, (tt, tname) = sp["test"], _split_targets(sp["test"], preprocess["pseudo"])
-    cal = (explain or {}).get("calibrated", {})
+    test, (tt, tname) = sp["test"], _split_targets(sp["test"], preprocess.pseudo)
+    cal = explain.calibrated if explain is not None else {}
     per_case, maps = [], {}
     for n, m in models.items():
         maps[n] = localisation_maps(m, [c.image for c in test])
@@ -118,4 +137,4 @@ def stage_localisation(run:Run, preprocess:dict, train:dict, evaluate:dict, expl
     import matplotlib.pyplot as plt
     plt.close("all")
     heatmaps = {} if kept is None else {c.case_id: maps[name][kept][i].astype(np.float16) for i, c in enumerate(test)}
-    return dict(kept=kept, model=name, target=tname, scores=scores, heatmaps=heatmaps, table=table, choice=choice)
+    return LocalisationOutput(kept=kept, model=name, target=tname, scores=scores, heatmaps=heatmaps, table=table, choice=choice)

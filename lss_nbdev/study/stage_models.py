@@ -4,6 +4,7 @@
 
 # %% ../../nbs/26c_stage_models.ipynb #7faf8a78
 from __future__ import annotations
+from dataclasses import dataclass
 import hashlib, json
 from pathlib import Path
 import numpy as np, pandas as pd, cv2
@@ -19,11 +20,13 @@ from ..evaluation.study_figures import plot_training_curves, plot_pid_trajectori
 from .engine import (Run, resolve_device, model_variants, model_key, checkpoint_dir, torch_threads, training_fingerprint,
                                    TRAINING_KEYS)
 from ..core.rundir import atomic_write, provenance
+from .stage_data import PreprocessOutput
 
 # %% auto #0
 __all__ = ['prefix_dir', 'train_and_predict', 'training_job', 'evaluate_model', 'explained_model', 'train_variants',
-           'ablation_prefix', 'train_jobs', 'stage_train', 'stage_evaluate', 'write_evaluation_tables', 'ablation_jobs',
-           'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics']
+           'ablation_prefix', 'train_jobs', 'TrainOutput', 'EvaluateOutput', 'AblationOutput', 'StatisticsOutput',
+           'stage_train', 'stage_evaluate', 'write_evaluation_tables', 'ablation_jobs', 'stage_ablation',
+           'paired_tests', 'power_table', 'stage_statistics']
 
 # %% ../../nbs/26c_stage_models.ipynb #848a9110
 def prefix_dir(run:Run, cfg:StudyConfig, splits:dict, epochs:int, *extra_keys:str) -> Path:
@@ -59,9 +62,9 @@ def training_job(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:dict, *
     return ("predictions", model_key(run, name, cfg, *extra_keys), train_and_predict, (run, name, cfg, splits, pseudo, *extra_keys),
             dict(keep_prefix=keep_prefix, progress=run.workers == 1))
 
-def evaluate_model(cfg:StudyConfig, pre:dict, name:str, pred:dict) -> dict:
+def evaluate_model(cfg:StudyConfig, pre:PreprocessOutput, name:str, pred:dict) -> dict:
     "Per-case segmentation scores against both targets, and grade predictions from the head and from the area."
-    test, pseudo = pre["splits"]["test"], pre["pseudo"]
+    test, pseudo = pre.splits["test"], pre.pseudo
     masks = [p > 0.5 for p in pred["mask_probs"]]
     seg = [segmentation_cases(test, masks, [pseudo[c.case_id] for c in test]).assign(target="pseudo-mask")]
     if all(c.mask is not None for c in test): seg.append(segmentation_cases(test, masks).assign(target="anatomical"))
@@ -88,24 +91,45 @@ def ablation_prefix(cfg:StudyConfig, v:StudyConfig) -> int|None:
     "Epochs of model `v` to keep for the loss ablation, which retrains the default network on the default target for `train.ablation_epochs`."
     return cfg.train.ablation_epochs if (v.model.backbone, v.train.seg_target) == (cfg.model.backbone, cfg.train.seg_target) else None
 
-def train_jobs(run:Run, preprocess:dict) -> tuple:
+def train_jobs(run:Run, preprocess:PreprocessOutput) -> tuple:
     "The train stage's models (name -> config) and their training jobs."
-    sp = preprocess["splits"]
+    sp = preprocess.splits
     variants = train_variants(run, sp)
-    return variants, [training_job(run, name, v, sp, preprocess["pseudo"], keep_prefix=ablation_prefix(run.cfg, v)) for name, v in variants.items()]
+    return variants, [training_job(run, name, v, sp, preprocess.pseudo, keep_prefix=ablation_prefix(run.cfg, v)) for name, v in variants.items()]
 
-def stage_train(run:Run, preprocess:dict) -> dict|None:
+@dataclass
+class TrainOutput:
+    "What the train stage hands on: each model's test predictions (`train_and_predict`) and its config."
+    predictions: dict  # name -> predictions
+    variants: dict  # name -> StudyConfig
+
+@dataclass
+class EvaluateOutput:
+    "Each model's per-case scores and grade predictions (`evaluate_model`)."
+    evaluations: dict  # name -> evaluation
+
+@dataclass
+class AblationOutput:
+    "The loss ablation's rows, one per loss, seed and target."
+    per_seed: pd.DataFrame
+
+@dataclass
+class StatisticsOutput:
+    "The paired tests between models."
+    tests: pd.DataFrame
+
+def stage_train(run:Run, preprocess:PreprocessOutput) -> TrainOutput|None:
     "Train every model variant (each cached by the config keys training reads) and predict the test split."
     variants, jobs = train_jobs(run, preprocess)
     preds = dict(zip(variants, run.cache_many(jobs, desc="models")))
     plot_training_curves({n: p["log"] for n, p in preds.items()}, run.figure("training_curves"))
-    return dict(predictions=preds, variants=variants)
+    return TrainOutput(predictions=preds, variants=variants)
 
-def stage_evaluate(run:Run, preprocess:dict, train:dict) -> dict|None:
+def stage_evaluate(run:Run, preprocess:PreprocessOutput, train:TrainOutput) -> EvaluateOutput|None:
     "Score every trained model on the test split and write Tables 1-3 with their figures."
-    evals = {n: evaluate_model(run.cfg, preprocess, n, p) for n, p in train["predictions"].items()}
+    evals = {n: evaluate_model(run.cfg, preprocess, n, p) for n, p in train.predictions.items()}
     write_evaluation_tables(run, evals)
-    return dict(evaluations=evals)
+    return EvaluateOutput(evaluations=evals)
 
 def write_evaluation_tables(run:Run, evals:dict):
     "Tables 1-3 (classification, segmentation, segmentation by grade) with bootstrap or Wilson 95 % CIs."
@@ -142,9 +166,9 @@ def _seed_summary(seg:pd.DataFrame) -> dict:
     by = seg.groupby("grade")[list(SEGMENTATION_METRICS)].mean()
     return by.mean().to_dict()
 
-def ablation_jobs(run:Run, preprocess:dict) -> tuple:
+def ablation_jobs(run:Run, preprocess:PreprocessOutput) -> tuple:
     "The ablation's config (`train.ablation_epochs`), its runs (name, config, loss, seed or gain setting) and their training jobs."
-    cfg, sp, pseudo = run.cfg, preprocess["splits"], preprocess["pseudo"]
+    cfg, sp, pseudo = run.cfg, preprocess.splits, preprocess.pseudo
     cfg = cfg.replace(**{"train.max_epochs": cfg.train.ablation_epochs or cfg.train.max_epochs})
     runs = [(f"{loss} · seed {s}", cfg.replace(**{"loss.name": loss, "train.seed": s}), loss, s)
             for loss in SEG_LOSSES for s in cfg.train.seeds_for_ablation()]
@@ -152,7 +176,7 @@ def ablation_jobs(run:Run, preprocess:dict) -> tuple:
               "pid_tversky", g) for g, gains in cfg.train.ablation_pid_gains.items()]
     return cfg, runs, [training_job(run, f"ablation {name}", vcfg, sp, pseudo) for name, vcfg, _, _ in runs]
 
-def stage_ablation(run:Run, preprocess:dict) -> dict|None:
+def stage_ablation(run:Run, preprocess:PreprocessOutput) -> AblationOutput|None:
     "Every segmentation loss over every seed (Table 6), and β trajectories across seeds and the gains of `train.ablation_pid_gains`."
     rows, pid_logs = [], {}
     cfg, runs, jobs = ablation_jobs(run, preprocess)
@@ -170,7 +194,7 @@ def stage_ablation(run:Run, preprocess:dict) -> dict|None:
     run.table(fmt, "ablation_loss", f"Table 6: loss ablation, mean ± sd over seeds {list(cfg.train.seeds_for_ablation())} "
               f"({cfg.train.max_epochs} epochs per run, macro over grades)")
     plot_pid_trajectories(pid_logs, cfg, run.figure("pid_trajectories"))
-    return dict(per_seed=per_seed)
+    return AblationOutput(per_seed=per_seed)
 
 # %% ../../nbs/26c_stage_models.ipynb #81ed1a14
 def paired_tests(scores:dict, patients:pd.Series, comparison:str, y_true=None, exact=None) -> pd.DataFrame:
@@ -191,9 +215,9 @@ def power_table(scores:dict, patients:pd.Series, comparison:str, y_true=None) ->
                              detectable_difference_80pct_power=detectable_difference(len(d), sd), observed_difference=float(d.mean())))
     return pd.DataFrame(rows)
 
-def stage_statistics(run:Run, evaluate:dict) -> dict|None:
+def stage_statistics(run:Run, evaluate:EvaluateOutput) -> StatisticsOutput|None:
     "Patient-level sign-flip tests (valid with several slices per patient) beside the paper's slice-level McNemar and Wilcoxon, Holm-adjusted; power."
-    evals = evaluate["evaluations"]
+    evals = evaluate.evaluations
     names = list(evals)
     if len(names) < 2:
         print(f"stage statistics: skipped: it compares models, and this run trained one ({names[0]}); see model.compare"); return None
@@ -215,4 +239,4 @@ def stage_statistics(run:Run, evaluate:dict) -> dict|None:
                     "slices per patient) and the paper's slice-level McNemar (grades) and Wilcoxon (Dice), Holm-adjusted within each")
     run.table(pd.concat(power), "statistics_power", "What the test split can detect: the smallest mean per-patient difference a "
               "paired test finds with 80 % power (alpha 0.05), from the spread of the observed per-patient differences")
-    return dict(tests=tab)
+    return StatisticsOutput(tests=tab)

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/26e_stage_real.ipynb #eca9419b
 from __future__ import annotations
+from dataclasses import dataclass
 import json
 import numpy as np, pandas as pd
 from tqdm.auto import tqdm
@@ -22,7 +23,7 @@ from ..core.rundir import atomic_write, provenance
 from .stage_models import training_job, paired_tests
 
 # %% auto #0
-__all__ = ['REAL_KEYS', 'real_variants', 'train_unet', 'real_jobs', 'stage_real']
+__all__ = ['REAL_KEYS', 'real_variants', 'train_unet', 'real_jobs', 'RealOutput', 'stage_real']
 
 # %% ../../nbs/26e_stage_real.ipynb #f94c56d9
 def real_variants(cfg:StudyConfig, feature_cache=None) -> dict:
@@ -81,7 +82,12 @@ def real_jobs(run:Run) -> tuple:
                  dict(progress=run.workers == 1)))
     return sp, variants, jobs
 
-def stage_real(run:Run) -> dict|None:
+@dataclass
+class RealOutput:
+    "The real-data stage's per-slice scores of every model."
+    per_case: pd.DataFrame
+
+def stage_real(run:Run) -> RealOutput|None:
     "LSSNet per backbone, the U-Net peer, LiteMedSAM (oracle box; box of LSSNet's mask) and Algorithm 1 against real masks."
     cfg = run.cfg
     if cfg.real.source is None:
@@ -129,4 +135,4 @@ def stage_real(run:Run) -> dict|None:
     pick = [test[i] for i in np.linspace(0, len(test) - 1, min(2, len(test))).round().astype(int)]
     index = {c.case_id: i for i, c in enumerate(test)}
     plot_real_overlays(pick, {n: [ps[index[c.case_id]] for c in pick] for n, ps in probs.items()}, run.figure("real_overlays"))
-    return dict(per_case=per_case)
+    return RealOutput(per_case=per_case)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/26f_stage_reports.ipynb #b1ec7b17
 from __future__ import annotations
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 import numpy as np, pandas as pd
 from ..core.config import StudyConfig, ARRGConfig
@@ -19,11 +19,13 @@ from ..reportgen.vlm_report import VLM_FAMILIES, vlm_findings
 from ..reportgen.case_reports import save_case_report, plot_report_examples
 from .engine import Run, resolve_device, model_key, load_trained
 from ..core.rundir import slug, safe_name, atomic_write
-from .stage_data import needs
-from .stage_models import training_job, evaluate_model, explained_model, ablation_prefix
+from .stage_data import needs, CohortOutput, PreprocessOutput
+from .stage_models import training_job, evaluate_model, explained_model, ablation_prefix, TrainOutput
+from .stage_explain import ExplainOutput, LocalisationOutput
 
 # %% auto #0
-__all__ = ['ARRG_TRAINING_KEYS', 'crossfit_jobs', 'stage_crossfit', 'arrg_dir', 'stage_arrg', 'seeds_jobs', 'stage_seeds']
+__all__ = ['ARRG_TRAINING_KEYS', 'crossfit_jobs', 'CrossfitOutput', 'ArrgOutput', 'SeedsOutput', 'stage_crossfit', 'arrg_dir',
+           'stage_arrg', 'seeds_jobs', 'stage_seeds']
 
 # %% ../../nbs/26f_stage_reports.ipynb #0b1e1046
 ARRG_TRAINING_KEYS = tuple(f"arrg.{f.name}" for f in fields(ARRGConfig) if f.name not in ("beam_size", "vlm_path", "vlm_epochs"))  # what the decoder's training reads
@@ -34,11 +36,11 @@ def _folds(cohort:Cohort, k:int, seed:int) -> list:
     order = np.random.default_rng(seed).permutation(len(pats))
     return [{pats[j] for j in order[i::k]} for i in range(k)]
 
-def crossfit_jobs(run:Run, preprocess:dict, variants:dict) -> tuple:
+def crossfit_jobs(run:Run, preprocess:PreprocessOutput, variants:dict) -> tuple:
     "The cross-fitted model's name, its folds (held-out cases, the rest) and their training jobs; (None, [], []) with fewer than 2 folds."
     cfg, k = run.cfg, run.cfg.arrg.cross_fit_folds
     if k < 2: return None, [], []
-    sp, pseudo = preprocess["splits"], preprocess["pseudo"]
+    sp, pseudo = preprocess.splits, preprocess.pseudo
     name = next(iter(variants))
     folds = [(Cohort([c for c in sp["train"] if c.patient_id in fold], name=f"fold {i + 1}"),
               Cohort([c for c in sp["train"] if c.patient_id not in fold], name=f"not fold {i + 1}"))
@@ -46,26 +48,44 @@ def crossfit_jobs(run:Run, preprocess:dict, variants:dict) -> tuple:
     return name, folds, [training_job(run, f"crossfit {i + 1} of {k} · {name}", variants[name], dict(train=rest, val=sp["val"], test=held),
                                       pseudo, "arrg.cross_fit_folds") for i, (held, rest) in enumerate(folds)]
 
-def stage_crossfit(run:Run, preprocess:dict, train:dict) -> dict:
+@dataclass
+class CrossfitOutput:
+    "Cross-fitted predictions on the training split (each from a model that did not see the case's patient); all None with fewer than 2 folds."
+    model: str | None
+    masks: dict | None  # case_id -> mask probabilities
+    grade_probs: dict | None  # case_id -> calibrated probabilities
+
+@dataclass
+class ArrgOutput:
+    "The report tables per model and where the report decoder lives (relative to the run directory)."
+    reports: dict
+    decoder: str
+
+@dataclass
+class SeedsOutput:
+    "The headline models' rows, one per model and seed."
+    per_seed: pd.DataFrame
+
+def stage_crossfit(run:Run, preprocess:PreprocessOutput, train:TrainOutput) -> CrossfitOutput:
     "Cross-fitted predictions on the training split: each case's mask and calibrated grade probabilities from a model that did not see its patient."
-    name, folds, jobs = crossfit_jobs(run, preprocess, train["variants"])
-    if name is None: return dict(model=None, masks=None, grade_probs=None)
-    y_val, masks, probs = [c.grade for c in preprocess["splits"]["val"]], {}, {}
+    name, folds, jobs = crossfit_jobs(run, preprocess, train.variants)
+    if name is None: return CrossfitOutput(model=None, masks=None, grade_probs=None)
+    y_val, masks, probs = [c.grade for c in preprocess.splits["val"]], {}, {}
     for (held, _), pred in zip(folds, run.cache_many(jobs, desc="cross-fitting")):
         T = fit_temperature(pred["val_grade_probs"], y_val).temperature
         for c, m, p in zip(held, pred["mask_probs"], apply_temperature(pred["grade_probs"], T)):
             masks[c.case_id], probs[c.case_id] = m, p
-    return dict(model=name, masks=masks, grade_probs=probs)
+    return CrossfitOutput(model=name, masks=masks, grade_probs=probs)
 
-def _decoder_inputs(cfg:StudyConfig, pre:dict, crossfit:dict) -> tuple:
+def _decoder_inputs(cfg:StudyConfig, pre:PreprocessOutput, crossfit:CrossfitOutput) -> tuple:
     "The decoder's training and validation inputs: cross-fitted predictions where there are some, else the targets and true grades."
-    sp, pseudo = pre["splits"], pre["pseudo"]
+    sp, pseudo = pre.splits, pre.pseudo
     target = lambda coh: [pseudo[c.case_id] if cfg.train.seg_target == "pseudo" else c.mask for c in coh]
     train_in, _ = inputs_from_cases(sp["train"], masks=target(sp["train"]))
-    if crossfit["masks"] is not None:  # a case whose cross-fitted mask is unusable (e.g. empty) keeps its target input
+    if crossfit.masks is not None:  # a case whose cross-fitted mask is unusable (e.g. empty) keeps its target input
         ids = [c.case_id for c in sp["train"]]
-        fitted, _ = inputs_from_cases(sp["train"], masks=[crossfit["masks"][i] for i in ids],
-                                      grade_probs=np.stack([crossfit["grade_probs"][i] for i in ids]))
+        fitted, _ = inputs_from_cases(sp["train"], masks=[crossfit.masks[i] for i in ids],
+                                      grade_probs=np.stack([crossfit.grade_probs[i] for i in ids]))
         fitted = {i.case_id: i for i in fitted}
         train_in = [fitted.get(i.case_id, i) for i in train_in]
         if len(fitted) < len(train_in): print(f"arrg: {len(train_in) - len(fitted)} of {len(train_in)} training cases keep their "
@@ -77,7 +97,7 @@ def arrg_dir(run:Run) -> Path:
     cfg = run.cfg
     return run.out/"checkpoints"/f"arrg-{cfg.hash('data', 'denoise', 'augment', 'pseudomask', 'train', *ARRG_TRAINING_KEYS)}-{run.key('crossfit')}.pt"
 
-def _arrg_decoder(run:Run, pre:dict, crossfit:dict):
+def _arrg_decoder(run:Run, pre:PreprocessOutput, crossfit:CrossfitOutput):
     "The report decoder, trained once per configuration and cross-fitted inputs (decoding settings aside) and kept as a checkpoint."
     cfg = run.cfg
     train_in, val_in = _decoder_inputs(cfg, pre, crossfit)
@@ -95,18 +115,18 @@ def _vlm_reports(run:Run, name:str, variant:StudyConfig, train_in:list, test_in:
     bb = load_trained(run, name, variant).backbone
     return vlm_findings(bb, train_in, test_in, run.cfg, seed=run.cfg.train.seed)
 
-def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, crossfit:dict, localisation:dict) -> dict|None:
+def stage_arrg(run:Run, cohort:CohortOutput, preprocess:PreprocessOutput, train:TrainOutput, explain:ExplainOutput, crossfit:CrossfitOutput, localisation:LocalisationOutput) -> ArrgOutput|None:
     "Train the report decoder, generate reports for every model from its calibrated grades, and write Tables 4-5, Figure 6 and reports/*.json."
-    if not needs(cohort["cohort"], "arrg", "report"): return None
-    cfg, sp, preds = run.cfg, preprocess["splits"], train["predictions"]
-    calibrated = explain["calibrated"]
+    if not needs(cohort.cohort, "arrg", "report"): return None
+    cfg, sp, preds = run.cfg, preprocess.splits, train.predictions
+    calibrated = explain.calibrated
     dec = _arrg_decoder(run, preprocess, crossfit)
     truth = {c.case_id: c.grade for c in sp["test"]}
     def grading_row(rep, model):
         return (classification_table([truth[i] for i in rep.case_id], list(rep.stated_grade), level=cfg.eval.ci)
                 .assign(model=model, disagreement_with_classifier=float(1 - rep.consistent.mean())))
-    trained_on = (f"cross-fitted predictions of '{crossfit['model']}' ({cfg.arrg.cross_fit_folds} folds of training patients)"
-                  if crossfit["masks"] is not None else "the training targets and true grades")
+    trained_on = (f"cross-fitted predictions of '{crossfit.model}' ({cfg.arrg.cross_fit_folds} folds of training patients)"
+                  if crossfit.masks is not None else "the training targets and true grades")
     scores, grading, tables = {}, [], {}
     vlm_train_in = _decoder_inputs(cfg, preprocess, crossfit)[0] if cfg.arrg.vlm_path else None  # the decoder's training inputs
     for name, p in preds.items():
@@ -121,7 +141,7 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, 
         scores[f"{name} · learned decoder"] = nlg_scores(list(rep.reference), list(rep.findings))
         scores[f"{name} · template baseline"] = nlg_scores(list(rep.reference), list(rep.template))
         grading.append(grading_row(rep, name))
-        v = train["variants"][name]
+        v = train.variants[name]
         if cfg.arrg.vlm_path and v.model.backbone in VLM_FAMILIES:
             key = f"{model_key(run, name, v)}-{cfg.hash(*ARRG_TRAINING_KEYS, 'arrg.beam_size', 'arrg.vlm_epochs')}-{run.key('crossfit')}"
             own = run.cache("vlm_reports", key, _vlm_reports, run, name, v, vlm_train_in, test_in)["findings"]
@@ -139,13 +159,13 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, 
     g = pd.concat(grading)
     run.table(g[["model"] + [c for c in g.columns if c != "model"]], "report_grading",
               "Table 5: grades read back from the generated reports (labeler) against the truth; disagreement with the classifier")
-    name = explained_model(train["variants"], among=tables)
+    name = explained_model(train.variants, among=tables)
     p, rep, test = preds[name], tables[name], {c.case_id: c for c in sp["test"]}
     grid, ids = (p["grid"], p["grid"]), [c.case_id for c in sp["test"]]
-    loc = localisation if localisation and localisation.get("model") == name and localisation.get("heatmaps") else None
+    loc = localisation if localisation and localisation.model == name and localisation.heatmaps else None
     if loc is not None:  # the relevance kept on the validation split, and how well it localises
-        rel = lambda i: np.nan_to_num(loc["heatmaps"][ids[i]].astype(np.float32))
-        located = lambda i: {"method": loc["kept"], **(loc["scores"].get(ids[i], {}).get(loc["kept"]) or {})}
+        rel = lambda i: np.nan_to_num(loc.heatmaps[ids[i]].astype(np.float32))
+        located = lambda i: {"method": loc.kept, **(loc.scores.get(ids[i], {}).get(loc.kept) or {})}
     else:
         rel = (lambda i: None) if p["relevance"] is None else (lambda i: p["relevance"][i].mean(axis=(0, 1)).reshape(grid))
         located = lambda i: None
@@ -160,13 +180,13 @@ def stage_arrg(run:Run, cohort:dict, preprocess:dict, train:dict, explain:dict, 
     plot_report_examples([dict(image=test[r.case_id].image, mask=p["mask_probs"][index[r.case_id]], heatmap=rel(index[r.case_id]),
                                generated=r.report, reference=r.reference, title=f"{r.case_id} ({name})") for r in picks],
                          path=run.figure("report_examples"))
-    return dict(reports=tables, decoder=arrg_dir(run).relative_to(run.out).as_posix())
+    return ArrgOutput(reports=tables, decoder=arrg_dir(run).relative_to(run.out).as_posix())
 
 # %% ../../nbs/26f_stage_reports.ipynb #68fca3a7
-def _seed_row(cfg:StudyConfig, pre:dict, name:str, seed:int, pred:dict, decoder=None) -> tuple:
+def _seed_row(cfg:StudyConfig, pre:PreprocessOutput, name:str, seed:int, pred:dict, decoder=None) -> tuple:
     "One trained seed's headline numbers: Dice per target (mean over test slices), accuracy, calibrated ECE, CIDEr; and its per-case scores."
     ev = evaluate_model(cfg, pre, name, pred)
-    y_val = [c.grade for c in pre["splits"]["val"]]
+    y_val = [c.grade for c in pre.splits["val"]]
     ts = fit_temperature(pred["val_grade_probs"], y_val)
     cal = apply_temperature(pred["grade_probs"], ts.temperature)
     head = np.array(ev["head"]) == np.array(ev["y_true"])
@@ -174,26 +194,26 @@ def _seed_row(cfg:StudyConfig, pre:dict, name:str, seed:int, pred:dict, decoder=
                ece_calibrated=expected_calibration_error(ev["y_true"], cal, cfg.eval.calibration_bins), temperature=ts.temperature,
                **{f"dice_vs_{t}": float(g.dice.mean()) for t, g in ev["seg"].groupby("target", sort=False)})
     if decoder is not None:
-        test_in, _ = inputs_from_cases(pre["splits"]["test"], masks=pred["mask_probs"], grade_probs=cal)
+        test_in, _ = inputs_from_cases(pre.splits["test"], masks=pred["mask_probs"], grade_probs=cal)
         if test_in:
             rep = report_table(decoder, test_in, cfg, device=resolve_device(cfg))
             row["cider"] = nlg_scores(list(rep.reference), list(rep.findings))["corpus"]["CIDEr"]
     per_case = ev["seg"].assign(correct=np.tile(head, ev["seg"].target.nunique()))
     return row, per_case
 
-def seeds_jobs(run:Run, preprocess:dict, variants:dict) -> tuple:
+def seeds_jobs(run:Run, preprocess:PreprocessOutput, variants:dict) -> tuple:
     "The headline models (the default backbone's), their runs (name, seed, config) for every seed of `train.seeds`, and their training jobs."
-    cfg, sp, pseudo = run.cfg, preprocess["splits"], preprocess["pseudo"]
+    cfg, sp, pseudo = run.cfg, preprocess.splits, preprocess.pseudo
     heads = [n for n, v in variants.items() if v.model.backbone == cfg.model.backbone]
     runs = [(name, seed, variants[name].replace(**{"train.seed": seed})) for name in heads for seed in cfg.train.seeds]
     return heads, runs, [training_job(run, name, v, sp, pseudo, keep_prefix=ablation_prefix(cfg, v)) for name, _, v in runs]
 
-def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict, crossfit:dict) -> dict|None:
+def stage_seeds(run:Run, cohort:CohortOutput, preprocess:PreprocessOutput, train:TrainOutput, crossfit:CrossfitOutput) -> SeedsOutput|None:
     "The headline models (the default and its anatomical-target twin) retrained for every seed of `train.seeds`: mean ± sd, per seed."
     cfg = run.cfg
-    heads, runs, jobs = seeds_jobs(run, preprocess, train["variants"])
+    heads, runs, jobs = seeds_jobs(run, preprocess, train.variants)
     decoder = None
-    if all(c.report.strip() for c in cohort["cohort"]): decoder = _arrg_decoder(run, preprocess, crossfit)
+    if all(c.report.strip() for c in cohort.cohort): decoder = _arrg_decoder(run, preprocess, crossfit)
     rows, cases = [], {}
     for (name, seed, _), pred in zip(runs, run.cache_many(jobs, desc="seeds")):
         row, cases[name, seed] = _seed_row(cfg, preprocess, name, seed, pred, decoder)
@@ -222,4 +242,4 @@ def stage_seeds(run:Run, cohort:dict, preprocess:dict, train:dict, crossfit:dict
         comp["verdict"] = comp.compared.map(verdict)
         run.table(comp, "seeds_comparison", f"'{a}' against '{b}' per training seed: patient-level sign-flip test; called a "
                   f"difference only when it holds at every seed")
-    return dict(per_seed=per_seed)
+    return SeedsOutput(per_seed=per_seed)

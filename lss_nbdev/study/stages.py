@@ -23,15 +23,15 @@ def model_card(run:Run)->dict|None: # None: the run trained no model yet
     for s in ("train", "explain", "arrg"):  # from this invocation, else from the cache (never run for the card)
         if s in run.outputs or run.cache.path(f"stage-{s}", run.key(s)).exists(): out[s] = run.output(s)
     if not out.get("train"): return None
-    temps, models = (out.get("explain") or {}).get("temperatures", {}), {}
-    for name, v in out["train"]["variants"].items():
+    temps, models = out["explain"].temperatures if out.get("explain") else {}, {}
+    for name, v in out["train"].variants.items():
         ck = checkpoint_dir(run, name, v)/"best.safetensors"
         if ck.is_file(): models[name] = dict(config=v.to_dict(), checkpoint=card_entry(run.out, ck), temperature=temps.get(name))
     if not models: return None
-    dec = (out.get("arrg") or {}).get("decoder")
+    dec = out["arrg"].decoder if out.get("arrg") else None
     decoder = None if dec is None or not (run.out/dec).is_dir() else dict(
         path=dec, files=[card_entry(run.out, run.out/dec/f) for f in ("arrg.json", "arrg.safetensors")])
-    return dict(default=explained_model(out["train"]["variants"], among=models), models=models, decoder=decoder,
+    return dict(default=explained_model(out["train"].variants, among=models), models=models, decoder=decoder,
                 config_hash=run.cfg.hash(), stage_keys={s: run.key(s) for s in out})
 
 # %% ../../nbs/27_stages.ipynb #5b7c2d11
