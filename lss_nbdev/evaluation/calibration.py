@@ -85,10 +85,11 @@ class TemperatureScaler:
 
 # %% ../../nbs/23_calibration.ipynb #0edc2131
 def _log_probs(p, name:str)->np.ndarray:
-    "log(p + 1e-8) of N×C probabilities, float64: the logits that temperature scaling divides."
-    p = _logits(p, name)
-    if (p < 0).any(): raise ValueError(f"{name} has negative values: not probabilities")
-    return np.log(p + 1e-8)
+    "log(p + 1e-8) of N×C probabilities in their own precision (a network's float32 outputs stay float32): the logits that temperature scaling divides."
+    x = _logits(p, name)
+    if (x < 0).any(): raise ValueError(f"{name} has negative values: not probabilities")
+    own = np.asarray(p.detach().cpu() if hasattr(p, "detach") else p).dtype
+    return np.log(x.astype(own, copy=False) + 1e-8) if own.kind == "f" else np.log(x + 1e-8)
 
 def fit_temperature(val_probs:np.ndarray, # N×C validation softmax probabilities (GRADES order)
                     y_val:np.ndarray, # N labels: grade strings or class indices
