@@ -282,8 +282,9 @@ RUN_MARKER = ".lss-run.json"
 LOCK = ".lock"  # the run's lock file (`study.RunLock`): a folder holding only it is still empty
 
 def is_run_dir(path) -> bool:
-    "Whether `path` is a run directory that `lss-study run` made (it holds `RUN_MARKER`)."
-    return (Path(path)/RUN_MARKER).is_file()
+    "Whether `path` is a run directory that `lss-study run` made: it holds `RUN_MARKER`, or (made before the marker) config.yaml, manifest.json and cache/."
+    p = Path(path)
+    return (p/RUN_MARKER).is_file() or ((p/"config.yaml").is_file() and (p/"manifest.json").is_file() and (p/"cache").is_dir())
 
 def claim_run_dir(out, # the run directory asked for
                  )->Path:
@@ -294,5 +295,5 @@ def claim_run_dir(out, # the run directory asked for
         raise ValueError(f"--out {out}: holds files and is not a run directory (no {RUN_MARKER}); choose a new or empty folder")
     try: out.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise ValueError(f"--out {out}: cannot create the run directory ({e.strerror})") from None
-    if not is_run_dir(out): atomic_write(out/RUN_MARKER, json.dumps(dict(made_by="lss-study run", **provenance()), indent=1))
+    if not (out/RUN_MARKER).is_file(): atomic_write(out/RUN_MARKER, json.dumps(dict(made_by="lss-study run", **provenance()), indent=1))
     return out
