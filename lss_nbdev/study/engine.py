@@ -289,6 +289,13 @@ class Run:
         if keys not in self._data: self._data[keys] = data_fingerprint(*(p for k in keys for p in data_paths(self.cfg, k)))
         return self._data[keys]
 
+    def weights_fingerprint(self, cfg:StudyConfig|None=None) -> str:
+        "Fingerprint of the weights a model of `cfg` (default: the run's) may load (`model_weights`, `rundir.weights_fingerprint`), computed once per run."
+        w = model_weights(cfg or self.cfg)
+        key = ("weights",) + tuple(sorted((k, str(v)) for k, v in w.items()))
+        if key not in self._data: self._data[key] = weights_fingerprint(w)
+        return self._data[key]
+
     def runtime(self, cfg:StudyConfig|None=None, training:bool=True) -> str:
         "The resolved device, precision and threads of a training (`train.threads`; in a worker, cores / workers) or of this process (`threads`)."
         cfg = cfg or self.cfg
@@ -301,7 +308,7 @@ class Run:
         if name not in self._keys:
             st = self.stages[name]
             parts = ([self.cfg.hash(*st.keys) if st.keys else "", st.code_hash(), self.data_fingerprint(*st.sources) if st.sources else "",
-                      weights_fingerprint(model_weights(self.cfg)), self.runtime(training=False), self.runtime()]
+                      self.weights_fingerprint(), self.runtime(training=False), self.runtime()]
                      + [self.key(r) for r in st.reads])
             self._keys[name] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
         return self._keys[name]
@@ -416,7 +423,7 @@ DATA_SOURCES, REAL_SOURCES = ("data.source", "data.notes", "data.slice_csv"), ("
 def training_fingerprint(run:Run, cfg:StudyConfig, *extra:str) -> str:
     "What a trained model depends on beyond its config keys: the training code, the data it reads, its weights, and the runtime."
     parts = [code_fingerprint(*TRAINING_MODULES), run.data_fingerprint(*(REAL_SOURCES if "real" in extra else DATA_SOURCES)),
-             weights_fingerprint(model_weights(cfg)), run.runtime(cfg)]
+             run.weights_fingerprint(cfg), run.runtime(cfg)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 def model_key(run:Run, name:str, cfg:StudyConfig, *extra:str) -> str:
