@@ -327,7 +327,7 @@ class Run:
         if saved is not None:
             for rel, data in saved["files"].items(): atomic_write(self.out/rel, data)
             rec = dict(stage=name, key=key, status="cache hit", seconds=time.perf_counter() - t0, files=list(saved["files"]),
-                       ran_seconds=saved["seconds"], computed_by=saved["provenance"]["commit"])
+                       ran_seconds=saved["seconds"], computed_by=saved["provenance"]["commit"], computed_dirty=saved["provenance"]["dirty"])
         elif skipped := [r for r in st.reads if self.output(r) is None]:
             saved = dict(output=None, files={}, seconds=0.0)
             rec = dict(stage=name, key=key, status="skipped", seconds=0.0, files=[])

@@ -9,12 +9,15 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['FINDINGS', 'findings_table', 'provenance', 'findings_markdown']
+__all__ = ['FINDINGS', 'table_stages', 'findings_table', 'provenance', 'findings_markdown']
 
 # %% ../../nbs/28a_findings.ipynb #d78058f8
+_READ = []  # the tables read by the finding being written (`findings_table` empties it for each)
+
 def _csv(d:Path, name:str) -> pd.DataFrame:
     p = d/"tables"/f"{name}.csv"
     if not p.exists(): raise FileNotFoundError(p)
+    _READ.append(name)
     return pd.read_csv(p)
 
 def _ci(v, lo, hi, digits=3) -> str:
@@ -65,11 +68,11 @@ def _headline(d):
     yield (f"Default network ({main}, trained on pseudo-masks, as the paper)", line(main, "Measured"), "`tables/seeds`, `tables/segmentation_summary`, `tables/classification`")
     if anat is not None:
         yield ("Same network trained on the anatomical target", line(anat, "Measured"), "same")
-    try:
-        c = _csv(d, "seeds_comparison")
-        v = "; ".join(f"{k}: {g.verdict.iloc[0]} (patient-level p {', '.join(f'{p:.2g}' for p in g.p_value)})" for k, g in c.groupby("compared", sort=False))
-        yield ("Is the anatomical target's difference real?", v, "`tables/seeds_comparison`")
-    except FileNotFoundError: pass
+
+def _seeds_comparison(d):
+    c = _csv(d, "seeds_comparison")
+    v = "; ".join(f"{k}: {g.verdict.iloc[0]} (patient-level p {', '.join(f'{p:.2g}' for p in g.p_value)})" for k, g in c.groupby("compared", sort=False))
+    yield ("Is the anatomical target's difference real?", v, "`tables/seeds_comparison`")
 
 def _backbones(d):
     models = [m for m in _models(d) if "anatomical target" not in m]
@@ -100,6 +103,8 @@ def _arrg(d):
     yield ("Learned report decoder vs the template baseline (default model's predictions)",
            f"CIDEr {a[col('CIDEr')]:.2f} vs {b[col('CIDEr')]:.2f}, METEOR {a[col('METEOR')]:.2f} vs {b[col('METEOR')]:.2f}, "
            f"BLEU-4 {a[col('BLEU-4')]:.2f} vs {b[col('BLEU-4')]:.2f}", "`tables/report_generation`")
+
+def _report_grading(d):
     g = _csv(d, "report_grading").drop_duplicates("model")
     yield ("Do generated reports state the classifier's grade?",
            "Share of test slices where they disagree: " + ", ".join(f"{r.model} {100 * r.disagreement_with_classifier:.0f} %" for r in g.itertuples()),
@@ -152,15 +157,33 @@ def _reproducibility(d):
            f"Largest difference between the two: Dice {dice.abs_difference.max():.4f}, grade accuracy {acc.abs_difference.max():.4f} "
            f"(the default and anatomical-target models)", "`results/reproducibility/threads.md` (`benchmarks/reproducibility.py`)")
 
-FINDINGS = (_pseudomask, _headline, _backbones, _ablation, _arrg, _calibration, _stability, _explanations, _notes, _real, _reproducibility)
+FINDINGS = (_pseudomask, _headline, _seeds_comparison, _backbones, _ablation, _arrg, _report_grading, _calibration, _stability,
+            _explanations, _notes, _real, _reproducibility)
+
+def _commit(commit:str|None, dirty:bool|None) -> str:
+    return "an unversioned tree" if commit is None else f"`{commit[:7]}`" + (" with uncommitted changes" if dirty else "")
+
+def table_stages(run_dir) -> dict:
+    "Table name -> 'stage `commit`': the stage of the manifest that wrote (or restored) it and the commit that computed it."
+    p = Path(run_dir)/"manifest.json"
+    if not p.exists(): return {}
+    m = json.loads(p.read_text())
+    code, out = m["environment"]["code"], {}
+    for s in m["stages"]:
+        if s["status"] == "ran": by = _commit(code["commit"], code["dirty"])
+        elif s["status"] == "cache hit" and "computed_by" in s: by = _commit(s["computed_by"], s.get("computed_dirty"))
+        else: continue
+        for t in s.get("tables", []): out[t] = f"{s['stage']} {by}"
+    return out
 
 def findings_table(run_dir) -> pd.DataFrame:
-    "question, measured, where: one row per finding whose tables the run wrote."
-    d, rows = Path(run_dir), []
+    "question, measured, where, computed by: one row per finding whose tables the run wrote."
+    d, rows, by = Path(run_dir), [], table_stages(run_dir)
     for f in FINDINGS:
-        try: rows += list(f(d) or [])
+        _READ.clear()
+        try: rows += [(*r, "; ".join(dict.fromkeys(by.get(t, "unknown") for t in _READ)) or "unknown") for r in f(d) or []]
         except (FileNotFoundError, KeyError, IndexError): continue
-    return pd.DataFrame(rows, columns=["question", "measured", "where"])
+    return pd.DataFrame(rows, columns=["question", "measured", "where", "computed by"])
 
 def provenance(run_dir) -> str:
     "One sentence: the machine, the commit, the cohort and the run's wall time, from the manifest and the cohort table."

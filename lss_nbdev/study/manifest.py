@@ -54,12 +54,17 @@ def seeds(cfg:StudyConfig) -> dict:
     return {"data.seed": cfg.data.seed, "data.split_seed": cfg.data.split_seed, "train.seed": cfg.train.seed,
             "train.seeds": list(cfg.train.seeds), "eval.seed": cfg.eval.seed, "real.seed": cfg.real.seed}
 
+def _stage_record(r:dict) -> dict:
+    "A stage's record without its list of files, with the tables it wrote or restored (`tables/<name>.csv` -> name)."
+    return {**{k: v for k, v in r.items() if k != "files"},
+            "tables": [Path(f).stem for f in r["files"] if Path(f).parent == Path("tables") and f.endswith(".csv")]}
+
 def write_manifest(run:Run, env:dict|None=None) -> Path:
     "`manifest.json` of the run: environment, config hash, seeds, and what each stage of this invocation did."
     m = dict(written=time.strftime("%Y-%m-%dT%H:%M:%S%z"), out=str(run.out), profile=run.cfg.profile_name, data=run.cfg.data.source,
              device_asked=run.cfg.device, config_hash=run.cfg.hash(), seeds=seeds(run.cfg), environment=env or environment(),
              workers=run.workers, handed_out=run.handed_out,
-             stages=[{k: v for k, v in r.items() if k != "files"} for r in run.records], jobs=run.jobs, cache=run.cache.events)
+             stages=[_stage_record(r) for r in run.records], jobs=run.jobs, cache=run.cache.events)
     return atomic_write(run.out/"manifest.json", json.dumps(m, indent=1, default=str))
 
 def manifest_summary(path) -> list:
