@@ -10,10 +10,10 @@ from importlib import metadata
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['SAFE_NAME', 'PACKAGE_DIR', 'PACKAGE', 'TABLE_SUFFIXES', 'WEIGHT_PACKAGES', 'REPO_DIR', 'MAGIC', 'CARD', 'RUN_MARKER',
-           'LOCK', 'safe_name', 'slug', 'atomic_write', 'package_imports', 'module_closure', 'code_fingerprint',
-           'data_fingerprint', 'weights_fingerprint', 'runtime_fingerprint', 'code_commit', 'provenance',
-           'UntrustedCache', 'cache_key_path', 'dump_signed', 'load_signed', 'file_sha256', 'card_entry',
+__all__ = ['SAFE_NAME', 'PACKAGE_DIR', 'PACKAGE', 'TABLE_SUFFIXES', 'TABLE_HASH_LIMIT', 'WEIGHT_PACKAGES', 'REPO_DIR', 'MAGIC',
+           'CARD', 'RUN_MARKER', 'LOCK', 'safe_name', 'slug', 'atomic_write', 'package_imports', 'module_closure',
+           'code_fingerprint', 'data_fingerprint', 'weights_fingerprint', 'runtime_fingerprint', 'code_commit',
+           'provenance', 'UntrustedCache', 'cache_key_path', 'dump_signed', 'load_signed', 'file_sha256', 'card_entry',
            'write_model_card', 'read_model_card', 'card_file', 'is_run_dir', 'claim_run_dir']
 
 # %% ../../nbs/00a_rundir.ipynb #c63d11f1
@@ -116,8 +116,14 @@ def _stat_line(p:Path, rel) -> str:
     try: s = p.stat(); return f"{rel}\t{s.st_size}\t{s.st_mtime_ns}"
     except OSError: return f"{rel}\tmissing"
 
-def _content(p:Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() and p.stat().st_size <= 64 * 2**20 else "large"
+TABLE_HASH_LIMIT = 64 * 2**20  # bytes: a larger file is fingerprinted by path, size and modification time (`_stat_line`), not read
+
+def _content_line(p:Path, rel) -> str:
+    "A file by its contents, or by `_stat_line` when it is larger than `TABLE_HASH_LIMIT`."
+    try:
+        if p.stat().st_size <= TABLE_HASH_LIMIT: return f"{rel}\t{hashlib.sha256(p.read_bytes()).hexdigest()}"
+    except OSError: pass
+    return _stat_line(p, rel)
 
 def _referenced_files(csv:Path) -> list:
     "Files a folder CSV names in its path columns (relative to the CSV's folder, or absolute)."
@@ -136,12 +142,12 @@ def data_fingerprint(*paths, # data files or folders (None and "" are skipped)
         p = Path(path)
         if not p.exists(): lines.append(f"{p}\tmissing"); continue
         if p.is_file():
-            lines.append(f"{p.name}\t{_content(p)}")
+            lines.append(_content_line(p, p.name))
             if p.suffix.lower() == ".csv": lines += [_stat_line(f, os.path.relpath(f, p.parent)) for f in _referenced_files(p)]
             continue
         for f in sorted(x for x in p.rglob("*") if x.is_file()):
             rel = f.relative_to(p).as_posix()
-            lines.append(f"{rel}\t{_content(f)}" if f.suffix.lower() in TABLE_SUFFIXES else _stat_line(f, rel))
+            lines.append(_content_line(f, rel) if f.suffix.lower() in TABLE_SUFFIXES else _stat_line(f, rel))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:12] if lines else "none"
 
 # %% ../../nbs/00a_rundir.ipynb #fc30d378
