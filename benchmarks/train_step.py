@@ -11,7 +11,7 @@ from pathlib import Path
 import torch, torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from lss_nbdev.core.config import StudyConfig
-from lss_nbdev.model.backbones import BiomedCLIPBackbone, _tiny_biomedclip_dir
+from lss_nbdev.model.vlm_backbones import BiomedCLIPBackbone, _tiny_biomedclip_dir
 from lss_nbdev.model.network import LSSNet, param_groups
 from lss_nbdev.model.losses import make_seg_loss
 from lss_nbdev.model.train import build_model

@@ -41,7 +41,7 @@ def vlm_target(reference:str, # the reference text of the case
 
 def _check_vlm(backbone):
     if getattr(backbone, "name", None) not in VLM_FAMILIES or not hasattr(backbone, "vlm"):
-        raise ValueError(f"the VLM path needs a {VLM_FAMILIES} backbone from lss_nbdev.model.backbones, found {type(backbone).__name__}")
+        raise ValueError(f"the VLM path needs a {VLM_FAMILIES} backbone from lss_nbdev.model.vlm_backbones, found {type(backbone).__name__}")
 
 def _vlm_spec(backbone)->dict:
     "Image token id and count, BOS/EOS/PAD and the ids to suppress at decoding."
