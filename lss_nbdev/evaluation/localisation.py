@@ -8,16 +8,13 @@ import cv2, numpy as np, pandas as pd, torch
 import torch.nn as nn
 from ..core.grades import GRADES
 from ..core.masks import to_numpy
-from .explain import patch_relevance, heatmap_overlay, grey_rgb, save_figure, format_or_na, patch_edges
-from .metrics import ci_summary
+from .explain import patch_relevance, patch_edges
 
 # %% auto #0
 __all__ = ['XATTN_VARIANTS', 'CAM_METHODS', 'BASELINES', 'LOC_METRICS', 'LOC_SETTINGS', 'dilate', 'relevance_mass_ratio',
            'pointing_game', 'cell_labels', 'patch_order', 'deletion_images', 'deletion_curves', 'deletion_curve',
            'to_image_maps', 'query_grades', 'attention_maps', 'cam_target_layer', 'vit_reshape_transform', 'cam_maps',
-           'gaussian_map', 'baseline_maps', 'localisation_maps', 'grade_predictor', 'localisation_cases',
-           'localisation_summary', 'localisation_table', 'choose_relevance', 'localisation_figure',
-           'worst_localisations', 'case_scores', 'with_localisation']
+           'gaussian_map', 'baseline_maps', 'localisation_maps', 'grade_predictor', 'localisation_cases']
 
 # %% ../../nbs/24a_localisation.ipynb #0c14eb0f
 def _map_and_mask(heat, mask)->tuple:
@@ -378,116 +375,6 @@ def localisation_cases(model, # an LSSNet
                              pointing=float(pointing_game(v[i], t, tol_px)) if t.any() else np.nan,
                              deletion_auc=d, random_auc=rnd, deletion_gap=rnd - d))
     return pd.DataFrame(rows)
-
-# %% ../../nbs/24a_localisation.ipynb #9cb6ed3d
-def localisation_summary(per_case:pd.DataFrame, # `localisation_cases` rows (several models / methods / targets)
-                         metrics=LOC_METRICS, # columns to summarise
-                         n:int=2000, # bootstrap resamples
-                         seed:int=0, # bootstrap seed
-                         level:float=0.95, # confidence level
-                        )->pd.DataFrame: # model, method, target + `ci_summary`'s columns (group = grade, Macro, All)
-    "Per model, method, target and grade: means with patient-level cluster-bootstrap intervals."
-    keys = ["model", "method", "target"]
-    missing = [c for c in [*keys, *metrics, "grade", "patient_id"] if c not in per_case]
-    if missing: raise ValueError(f"per_case has no column(s) {missing}; it has {list(per_case.columns)}")
-    parts = [ci_summary(d.reset_index(drop=True), list(metrics), by="grade", n=n, seed=seed, level=level, cluster="patient_id")
-             .assign(model=k[0], method=k[1], target=k[2]) for k, d in per_case.groupby(keys, sort=False)]
-    out = pd.concat(parts, ignore_index=True)
-    return out[keys + [c for c in out.columns if c not in keys]]
-
-def localisation_table(summary:pd.DataFrame, # `localisation_summary`
-                       group:str="All", # which group's row ("All", "Macro", "Grade A", ...)
-                      )->pd.DataFrame: # one row per model, method, target: each metric's value, lo, hi; n cases and patients
-    "The side-by-side table: every method's scores in one row."
-    s = summary[summary.group == group]
-    if s.empty: raise ValueError(f"summary has no rows for group {group!r}; groups are {sorted(summary.group.unique())}")
-    keys = ["model", "method", "target"]
-    w = s.pivot_table(index=keys, columns="metric", values=["value", "ci_lo", "ci_hi"], sort=False, dropna=False)
-    metrics = list(dict.fromkeys(s.metric))
-    out = pd.DataFrame({f"{m}{sfx}": w[(col, m)] for m in metrics for col, sfx in (("value", ""), ("ci_lo", "_lo"), ("ci_hi", "_hi"))}, index=w.index)
-    first = s.drop_duplicates(keys).set_index(keys)
-    out["n"] = first["n"]
-    if "n_patients" in first: out["n_patients"] = first["n_patients"]
-    return out.reset_index()
-
-def choose_relevance(per_case:pd.DataFrame, # `localisation_cases` rows on the VALIDATION split, with the XATTN_VARIANTS
-                     metric:str="mass_ratio", # higher is better
-                    )->tuple: # (kept variant, table: variant, mean over models, one column per model)
-    "The cross-attention variant that localises best on validation (mean over models of each model's mean)."
-    d = per_case[per_case.method.isin(XATTN_VARIANTS)]
-    if d.empty: raise ValueError(f"per_case has no cross-attention variants {XATTN_VARIANTS}")
-    t = d.pivot_table(index="method", columns="model", values=metric, aggfunc="mean", sort=False)
-    t = t.reindex([v for v in XATTN_VARIANTS if v in t.index])
-    t.insert(0, f"mean {metric}", t.mean(axis=1))
-    kept = str(t[f"mean {metric}"].idxmax())
-    return kept, t.rename_axis("variant").reset_index().rename_axis(None, axis=1)
-
-# %% ../../nbs/24a_localisation.ipynb #de78d44c
-def _score_title(method:str, s:dict|None)->str:
-    if not s: return method
-    pt = {1.0: "✓", 0.0: "✗"}.get(s.get("pointing"), "–")
-    t = f"{method}\nρ {format_or_na(s.get('mass_ratio'), '{:.2f}')} · ring {format_or_na(s.get('ring_ratio'), '{:.2f}')} · pt {pt}"
-    if s.get("deletion_auc") is not None and np.isfinite(s.get("deletion_auc", np.nan)):
-        t += f"\ndel {format_or_na(s['deletion_auc'], '{:.2f}')} vs rnd {format_or_na(s.get('random_auc'), '{:.2f}')}"
-    return t
-
-def localisation_figure(images:list, # H×W grey images, one row each
-                        masks:list, # H×W target masks
-                        maps:list, # per row: method -> H×W map in [0, 1]
-                        scores:list|None=None, # per row: method -> dict of LOC_METRICS (None: titles without scores)
-                        titles:list|None=None, # row labels
-                        path=None, # write a PNG here
-                        zoom:int|None=60, # show a 2·zoom px window around the mask; None: the whole slice
-                       ): # the matplotlib Figure
-    "Slice, target mask and each method's map, with its scores in the titles."
-    import matplotlib.pyplot as plt
-    from lss_nbdev.evaluation.explain import display_window, show_window, OVERLAY_COLOURS
-    if not (len(images) == len(masks) == len(maps)): raise ValueError(f"images, masks and maps must have one item per row, found {len(images)}, {len(masks)}, {len(maps)}")
-    scores, titles = scores or [{}] * len(images), titles or [""] * len(images)
-    methods = list(dict.fromkeys(m for row in maps for m in row))
-    fig, axes = plt.subplots(len(images), 2 + len(methods), figsize=(2.3 * (2 + len(methods)), 2.9 * len(images)), squeeze=False)
-    for ax, im, t, mp, sc, lab in zip(axes, images, masks, maps, scores, titles):
-        t = np.asarray(t, bool)
-        win = display_window(t.shape, t, zoom=zoom)
-        show_window(ax[0], grey_rgb(im), win); ax[0].set_title(f"{lab}\nslice" if lab else "slice", fontsize=7)
-        rgb = grey_rgb(im); rgb[t] = 0.2 * rgb[t] + 0.8 * np.asarray(OVERLAY_COLOURS["target"])
-        show_window(ax[1], rgb, win); ax[1].set_title(f"target mask\n{100 * t.mean():.2f}% of the slice", fontsize=7)
-        for a, m in zip(ax[2:], methods):
-            if m not in mp: a.set_axis_off(); continue
-            show_window(a, heatmap_overlay(im, mp[m]), win)
-            a.contour(t, levels=[0.5], colors="white", linewidths=0.6)
-            a.set_title(_score_title(m, sc.get(m)), fontsize=7)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-def worst_localisations(per_case:pd.DataFrame, # `localisation_cases` rows
-                        method:str, # the map to judge
-                        k:int=3, # cases to return
-                       )->pd.DataFrame: # k rows of that method: confident and off the canal first
-    "The cases where the explanation is most wrong: confident grade, map off the canal."
-    d = per_case[per_case.method == method]
-    if d.empty: raise ValueError(f"per_case has no rows of method {method!r}; methods are {list(per_case.method.unique())}")
-    d = d.assign(off_canal=(d.pointing == 0) & (d.mass_ratio < 1))
-    off = d[d.off_canal].sort_values("confidence", ascending=False, kind="stable")
-    rest = d[~d.off_canal].sort_values(["mass_ratio", "confidence"], ascending=[True, False], kind="stable")
-    return pd.concat([off, rest]).head(k).reset_index(drop=True)
-
-# %% ../../nbs/24a_localisation.ipynb #6f092bcb
-def case_scores(per_case:pd.DataFrame, # `localisation_cases` rows of one model
-               )->dict: # case_id -> method -> {metric: float | None}, plus "target"
-    "Per-case scores keyed by case id, JSON-ready."
-    out = {}
-    for r in per_case.itertuples(index=False):
-        d = out.setdefault(r.case_id, {})
-        d[r.method] = {m: (None if not np.isfinite(v := float(getattr(r, m))) else v) for m in LOC_METRICS}
-        d[r.method]["target"] = r.target
-    return out
-
-def with_localisation(record:dict, # an `explain.evidence_record`
-                      scores:dict, # `case_scores` (case_id -> method -> metrics)
-                     )->dict: # a copy of the record with "localisation": method -> metrics (None when the case was not scored)
-    "An evidence record with its case's localisation scores."
-    return {**record, "localisation": scores.get(record["case_id"])}
 
 # %% ../../nbs/24a_localisation.ipynb #2141cb14
 LOC_SETTINGS = dict(ring_px=8, tol_px=3, steps=8, baseline="blur")  # at the slices' own size (320 px in the phantom)

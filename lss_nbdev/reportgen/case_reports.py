@@ -39,7 +39,7 @@ def save_case_report(out_dir, # run directory; files go to out_dir/reports/
                      relevance_map:np.ndarray|None=None, # h×w relevance map (None: no heatmap)
                      findings:str|None=None, # the learned part of the report, for the consistency check (None: `report`)
                      thresholds=(10, 25), # area template
-                     localisation:dict|None=None, # how well the heatmap localises (`localisation.case_scores` of its method), kept in the record
+                     localisation:dict|None=None, # how well the heatmap localises (`localisation_results.case_scores` of its method), kept in the record
                     )->Path: # path of the JSON file
     "Write reports/<case>.json with the report, the numbers behind it and paths to a mask PNG and a heatmap PNG."
     import cv2

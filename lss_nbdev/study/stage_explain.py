@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np, pandas as pd, cv2, torch
 from ..core.grades import GRADES, GRADE_NAMES
-from ..evaluation.localisation import (localisation_cases, localisation_maps, localisation_summary, localisation_table,
-                                               choose_relevance, localisation_figure, worst_localisations, case_scores, XATTN_VARIANTS,
-                                               LOC_SETTINGS)
+from ..evaluation.localisation import localisation_cases, localisation_maps, XATTN_VARIANTS, LOC_SETTINGS
+from ..evaluation.localisation_results import (localisation_summary, localisation_table, choose_relevance, localisation_figure,
+                                                       worst_localisations, case_scores)
 from ..evaluation.calibration import fit_temperature, apply_temperature, calibration_report, prediction_stability, paper_perturbation
 from ..evaluation.explain import overlay_figure, evidence_record, evidence_table, evidence_figure, failure_cases, relevance_heatmap
 from .engine import Run, load_trained
