@@ -75,7 +75,9 @@ class ModelConfig:
     d_shared: int = 256  # projection dimension of text and patches (unstated)
     attention: str = "text_to_patch"  # or "patch_to_text", "global_pool" (ablation)
     text_tokens: str = "pooled"  # "pooled": one query per prompt; "tokens": every prompt token
-    decoder_channels: int | None = None  # first decoder stage; None = d_shared
+    decoder_channels: int | None = None  # first stage of the paper's decoder; None = d_shared
+    decoder: str = "skip"  # "skip": the patch grid fused with a CNN stem at full/half/quarter resolution; "patch": the paper's, from the grid alone
+    roi_mm: float | None = 80.0  # side (mm) of the square the network sees, centred on the training targets (14a_region); None: the whole slice
     freeze_text: bool = True  # the text tower encodes a fixed prompt set; frozen, its embeddings are cached
     lora: bool = False  # LoRA adapters on the backbone (its base weights then frozen)
     lora_rank: int = 8  # unstated
@@ -178,6 +180,7 @@ CHOICES = {  # settings with a closed set of values, checked when a config is bu
     "model.backbone": ("tiny", "biomedclip", "smolvlm", "llava-med", "medsam"),
     "model.attention": ("text_to_patch", "patch_to_text", "global_pool"),
     "model.text_tokens": ("pooled", "tokens"),
+    "model.decoder": ("skip", "patch"),
     "loss.name": ("ce", "dice", "tversky", "focal_tversky", "pid_tversky"),
     "loss.anti_windup": ("conditional", "clamp", "none"),
     "train.seg_target": ("pseudo", "anatomical"),
@@ -204,6 +207,7 @@ LIMITS = {  # numeric settings with a range, checked when a config is built: key
     "arrg.weight_decay": (_rate, "a finite number >= 0"),
     "real.max_epochs": (_at_least(1), "an integer >= 1 or None"),
     "eval.n_bootstrap": (_at_least(0), "an integer >= 0"),
+    "model.roi_mm": (lambda v: v is None or (math.isfinite(v) and v > 0), "a positive number of mm or None"),
     "eval.ci": (lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
 }
 UNHASHED = {"model.feature_cache"}  # where things are kept, not what is computed: left out of every hash
@@ -340,8 +344,8 @@ PROFILES = {
                              weights=dict(biomedclip="default", smolvlm="default", **{"llava-med": "default"}, medsam="default")),
                   real=dict(backbones=("tiny", "biomedclip", "smolvlm", "llava-med", "medsam"))),
     "quick": dict(profile_name="quick", device="cpu", threads=1,
-                  data=dict(n_patients=72),
-                  model=dict(d_shared=64, image_size=112, patch_size=8),
+                  data=dict(n_patients=120, split_fractions=(0.42, 0.16, 0.42)),  # 50 training patients, as 72 × 0.7 were; 50 test, 19 validation
+                  model=dict(d_shared=64, image_size=112, patch_size=8, roi_mm=77.0),  # 77 mm: 112 phantom pixels, the network's input
                   train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=3, ablation_seeds=(0, 1), threads=1),
                   arrg=dict(epochs=15, cross_fit_folds=2, vlm_path=False),
                   eval=dict(n_bootstrap=500),

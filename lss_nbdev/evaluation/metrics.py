@@ -19,9 +19,9 @@ from .stats import bootstrap_ci, cluster_bootstrap_ci
 # %% auto #0
 __all__ = ['SEGMENTATION_METRICS', 'METRIC_NAMES', 'NLG_METRICS', 'METEOR_NOTE', 'surface_distances', 'hd95',
            'segmentation_scores', 'ci_summary', 'segmentation_cases', 'segmentation_table', 'format_ci', 'ci_table',
-           'mean_sd_table', 'classification_table', 'confusion_table', 'roc_curves', 'reliability_table',
-           'expected_calibration_error', 'java_available', 'ptb_tokenize', 'nlg_scores', 'nlg_table', 'save_figure',
-           'plot_confusion', 'plot_roc', 'classification_figure', 'reliability_figure']
+           'mean_sd_table', 'classification_table', 'confusion_table', 'roc_curves', 'grade_summary',
+           'reliability_table', 'expected_calibration_error', 'java_available', 'ptb_tokenize', 'nlg_scores',
+           'nlg_table', 'save_figure', 'plot_confusion', 'plot_roc', 'classification_figure', 'reliability_figure']
 
 # %% ../../nbs/18_metrics.ipynb #c6c1146d
 def _spacing(spacing)->tuple:
@@ -272,6 +272,18 @@ def roc_curves(y_true, # true grades, N
         fpr, tpr, thr = roc_curve(yt == g, s[:, i])
         parts.append(pd.DataFrame(dict(grade=GRADE_NAMES[g], fpr=fpr, tpr=tpr, threshold=thr, auc=_auc(yt, s, g))))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["grade", "fpr", "tpr", "threshold", "auc"])
+
+# %% ../../nbs/18_metrics.ipynb #39e8f20f
+def grade_summary(y_true, # true grades, N
+                  y_pred, # predicted grades, N
+                 )->dict: # accuracy, balanced_accuracy, macro_f1, distinct_grades, degenerate, n
+    "Accuracy with balanced accuracy, macro-F1 and the number of distinct predicted grades; one predicted grade is degenerate."
+    yt, yp, _ = _labels(y_true, y_pred)
+    present = [g for g in GRADES if (yt == g).any()]
+    _, r, f, _ = precision_recall_fscore_support(yt, yp, labels=present, zero_division=0)
+    k = len(set(yp))
+    return dict(accuracy=float((yt == yp).mean()), balanced_accuracy=float(r.mean()), macro_f1=float(f.mean()),
+                distinct_grades=k, degenerate=k < 2, n=len(yt))
 
 # %% ../../nbs/18_metrics.ipynb #2581bac4
 def reliability_table(y_true, # true grades, N

@@ -5,15 +5,18 @@
 # %% ../../nbs/14_cross_attention.ipynb #e9ebae17
 from __future__ import annotations
 import math
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from ..core.config import StudyConfig
 from ..core.grades import GRADES
 from ..data.report_grades import GRADE_PROMPTS
+from .region import RegionPrior
+from .ruler import AreaRuler
 
 # %% auto #0
-__all__ = ['DIRECTIONS', 'SpatialPatchCrossAttention', 'MaskDecoder', 'LSSNet', 'param_groups']
+__all__ = ['DIRECTIONS', 'DECODERS', 'SpatialPatchCrossAttention', 'MaskDecoder', 'SkipDecoder', 'LSSNet', 'param_groups']
 
 # %% ../../nbs/14_cross_attention.ipynb #292ff3ad
 DIRECTIONS = ("text_to_patch", "patch_to_text", "global_pool")
@@ -70,8 +73,10 @@ class SpatialPatchCrossAttention(nn.Module):
         return patches + self.out(self._merge(mixed)), rel
 
 # %% ../../nbs/14_cross_attention.ipynb #9204e368
+DECODERS = ("skip", "patch")
+
 class MaskDecoder(nn.Module):
-    "Patch grid → mask logits: ConvTranspose(2, stride 2) + BatchNorm + ReLU stages, a 1×1 conv, resize to the input size."
+    "The paper's decoder: patch grid → mask logits by ConvTranspose(2, stride 2) + BatchNorm + ReLU stages, a 1×1 conv, resize to the input size."
     def __init__(self, d_in:int, # channels of the patch grid
                  n_up:int, # upsampling stages (×2 each)
                  channels:int=64): # channels after the first stage, halved per stage down to 8
@@ -84,10 +89,35 @@ class MaskDecoder(nn.Module):
         self.up, self.head = nn.Sequential(*layers), nn.Conv2d(c_in, 1, 1)
 
     def forward(self, grid:torch.Tensor, # B×D×h×w
-                size:tuple, # (H, W) of the input image
+                pixels:torch.Tensor, # B×3×H×W, the network's input (only its size is used)
                )->torch.Tensor: # B×1×H×W logits
-        y = self.head(self.up(grid))
+        y, size = self.head(self.up(grid)), pixels.shape[-2:]
         return y if tuple(y.shape[-2:]) == tuple(size) else F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+
+def _conv(c_in:int, c_out:int, stride:int=1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+class SkipDecoder(nn.Module):
+    "Attended patch grid (the bottleneck) fused U-Net style with a light CNN stem on the pixels at full, half and quarter resolution → mask logits."
+    def __init__(self, d_in:int, # channels of the patch grid
+                 channels:tuple=(16, 32, 48)): # stem channels at full, half and quarter resolution
+        super().__init__()
+        c1, c2, c3 = channels
+        self.stem = nn.ModuleList([nn.Sequential(_conv(3, c1), _conv(c1, c1)), nn.Sequential(_conv(c1, c2, 2), _conv(c2, c2)),
+                                   nn.Sequential(_conv(c2, c3, 2), _conv(c3, c3))])
+        self.bottleneck = _conv(d_in, c3)
+        self.up = nn.ModuleList([_conv(2 * c3, c2), _conv(2 * c2, c1), _conv(2 * c1, c1)])
+        self.head = nn.Conv2d(c1, 1, 1)
+
+    def forward(self, grid:torch.Tensor, # B×D×h×w attended patch grid
+                pixels:torch.Tensor, # B×3×H×W, the network's input
+               )->torch.Tensor: # B×1×H×W logits
+        skips, x = [], pixels
+        for s in self.stem: x = s(x); skips.append(x)
+        x = self.bottleneck(grid)
+        for up, skip in zip(self.up, reversed(skips)):
+            x = up(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
+        return self.head(x)
 
 # %% ../../nbs/14_cross_attention.ipynb #fa3dba33
 def _prompt_set(prompts) -> tuple:
@@ -105,7 +135,8 @@ class LSSNet(nn.Module):
                  cfg:StudyConfig, # uses cfg.model: d_shared, n_heads, attention
                  prompts:dict|list|None=None, # the prompt set covering all grades, {grade: [prompt, ...]} or a list; None: GRADE_PROMPTS
                  text_tokens:str="pooled", # "pooled": one query per prompt; "tokens": every token of every prompt
-                 decoder_channels:int|None=None): # channels of the first decoder stage; None: d_shared
+                 decoder_channels:int|None=None, # channels of the paper decoder's first stage; None: d_shared
+                 decoder:str="skip"): # "skip" (`SkipDecoder`) or "patch" (the paper's `MaskDecoder`)
         super().__init__()
         m = cfg.model
         prompts, self.prompt_grades = _prompt_set(GRADE_PROMPTS if prompts is None else prompts)
@@ -115,10 +146,26 @@ class LSSNet(nn.Module):
         self.backbone, self.prompts, self.text_tokens = backbone, prompts, text_tokens
         self.text_proj = nn.Linear(backbone.d_text, m.d_shared)
         self.attention = SpatialPatchCrossAttention(backbone.d_vis, m.d_shared, m.n_heads, d_attn=m.d_shared, direction=m.attention)
-        self.decoder = MaskDecoder(backbone.d_vis, n_up=max(1, round(math.log2(backbone.patch_size))),
-                                   channels=decoder_channels or m.d_shared)
+        if decoder not in DECODERS: raise ValueError(f"decoder must be one of {DECODERS}, found {decoder!r}")
+        self.decoder = (SkipDecoder(backbone.d_vis) if decoder == "skip" else
+                        MaskDecoder(backbone.d_vis, n_up=max(1, round(math.log2(backbone.patch_size))), channels=decoder_channels or m.d_shared))
         self.grade_head = nn.Sequential(nn.LayerNorm(2 * backbone.d_vis), nn.Linear(2 * backbone.d_vis, len(GRADES)))
-        self.area_head = nn.Linear(1, len(GRADES))  # reads log of the predicted mask's soft affected area
+        nn.init.normal_(self.grade_head[1].weight, std=1e-3); nn.init.zeros_(self.grade_head[1].bias)  # the learned correction starts near zero
+        # fitted, not trained: the ruler on the predicted area (`set_ruler`), where the network looks, and an input pixel's area
+        self.register_buffer("ruler", torch.zeros(4, len(GRADES)))  # rows: slope, intercept, (mu, sd) of log area in the first two columns
+        self.register_buffer("region", RegionPrior().as_tensor())
+        self.register_buffer("pixel_mm2", torch.ones((), dtype=torch.float64))
+
+    def set_ruler(self, ruler:AreaRuler):
+        "Start the grade head from a ruler (fitted on the training targets' areas in mm²)."
+        w, b = ruler.logit_weights()
+        self.ruler.copy_(torch.tensor(np.stack([w, b, [ruler.mu, ruler.sd, 0], [0, 0, 0]]), dtype=self.ruler.dtype))
+
+    def set_region(self, prior:RegionPrior, # where the network looks (`fit_region_prior`)
+                   pixel_mm2:float): # area of one input pixel in mm² when a caller gives none (the training cases' median)
+        self.region.copy_(prior.as_tensor()); self.pixel_mm2.fill_(float(pixel_mm2))
+
+    def region_prior(self) -> RegionPrior: return RegionPrior.from_tensor(self.region.cpu())
 
     def encode_prompts(self) -> tuple:
         "The prompt set as text tokens 1×T×d_shared and their mask 1×T."
@@ -127,7 +174,8 @@ class LSSNet(nn.Module):
         return self.text_proj(states).flatten(0, 1)[None], mask.bool().flatten()[None]
 
     def forward(self, pixels:torch.Tensor, # B×3×H×W, the backbone's `preprocess` output
-               )->dict: # mask_logits, grade_logits, relevance, grid
+                pixel_mm2:torch.Tensor|None=None, # B areas of one input pixel in mm²; None: the training cases' (`set_region`)
+               )->dict: # mask_logits, grade_logits, area_mm2, relevance, grid
         if pixels.ndim != 4 or pixels.shape[1] != 3: raise ValueError(f"pixels must be B×3×H×W, found shape {tuple(pixels.shape)}")
         tokens, (h, w) = self.backbone.encode_image(pixels)
         if tokens.shape[1] != h * w: raise ValueError(f"backbone returned {tokens.shape[1]} patch tokens for a {h}×{w} grid")
@@ -135,13 +183,17 @@ class LSSNet(nn.Module):
         B = tokens.shape[0]
         attended, rel = self.attention(tokens, text.expand(B, -1, -1).to(tokens.dtype), mask.expand(B, -1))
         grid = attended.transpose(1, 2).reshape(B, -1, h, w)
-        mask_logits = self.decoder(grid, pixels.shape[-2:])
+        mask_logits = self.decoder(grid, pixels)
         p = torch.sigmoid(mask_logits.detach().float())  # detached: the grade loss does not bend the mask
         weight = F.adaptive_avg_pool2d(p, (h, w)).flatten(1).to(attended.dtype)  # B×N share of each patch under the mask
         under_mask = (attended * weight[..., None]).sum(1) / (weight.sum(1, keepdim=True) + 1e-6)
-        log_area = torch.log(p.mean((1, 2, 3)) + 1e-4)[:, None].to(attended.dtype)
-        grade_logits = self.grade_head(torch.cat([attended.mean(1), under_mask], -1)) + self.area_head(log_area)
-        return dict(mask_logits=mask_logits, grade_logits=grade_logits, relevance=rel, grid=(h, w))
+        px_mm2 = self.pixel_mm2.expand(B) if pixel_mm2 is None else torch.as_tensor(pixel_mm2, device=p.device).reshape(B)
+        area = (p > 0.5).flatten(1).sum(1).double() * px_mm2.double()
+        r = self.ruler.double()
+        z = (torch.log1p(area) - r[2, 0]) / (r[2, 1] if bool(r[2, 1] > 0) else 1.0)
+        ruler_logits = (z[:, None] * r[0] + r[1]).to(attended.dtype)
+        grade_logits = self.grade_head(torch.cat([attended.mean(1), under_mask], -1)) + ruler_logits
+        return dict(mask_logits=mask_logits, grade_logits=grade_logits, area_mm2=area.float(), relevance=rel, grid=(h, w))
 
 # %% ../../nbs/14_cross_attention.ipynb #04207e1f
 def param_groups(model:LSSNet, # the network

@@ -18,13 +18,16 @@ from ..core.masks import dice
 from .registry import backbone_from_config
 from .losses import make_seg_loss
 from .network import LSSNet, param_groups
+from .region import fit_region_prior, crop_cases
+from .ruler import AreaRuler
 
 # %% auto #0
-__all__ = ['SEG_TARGETS', 'CKPT_TAG', 'FROM_FILES', 'TRAIN_STEP_KEYS', 'build_model', 'TensorSet', 'seg_targets', 'to_tensors',
-           'SyncBatchNorm2d', 'sync_batchnorm', 'shard_batch', 'bf16_autocast', 'batch_order', 'grade_loss',
-           'run_epoch', 'predict', 'dice_per_case', 'weights_tag', 'omitted_state', 'load_checkpoint',
-           'finish_checkpoint', 'save_checkpoint', 'rng_state', 'set_rng_state', 'read_train_state', 'check_finite',
-           'seed_everything', 'launched_processes', 'make_accelerator', 'copy_checkpoint', 'fit']
+__all__ = ['SEG_TARGETS', 'CKPT_TAG', 'FROM_FILES', 'TRAIN_STEP_KEYS', 'build_model', 'TensorSet', 'seg_targets',
+           'input_pixel_mm2', 'to_tensors', 'fit_input_priors', 'network_inputs', 'SyncBatchNorm2d', 'sync_batchnorm',
+           'shard_batch', 'bf16_autocast', 'batch_order', 'grade_loss', 'run_epoch', 'predict', 'dice_per_case',
+           'weights_tag', 'omitted_state', 'load_checkpoint', 'finish_checkpoint', 'save_checkpoint', 'rng_state',
+           'set_rng_state', 'read_train_state', 'check_finite', 'seed_everything', 'launched_processes',
+           'make_accelerator', 'copy_checkpoint', 'fit']
 
 # %% ../../nbs/16_train.ipynb #e801e93c
 def build_model(cfg:StudyConfig, # uses cfg.model
@@ -34,7 +37,7 @@ def build_model(cfg:StudyConfig, # uses cfg.model
     "`LSSNet` on the backbone that `cfg.model` names, initialised from a fixed seed."
     torch.manual_seed(cfg.train.seed if seed is None else seed)
     m = cfg.model
-    return LSSNet(backbone_from_config(m), cfg, prompts, text_tokens=m.text_tokens, decoder_channels=m.decoder_channels)
+    return LSSNet(backbone_from_config(m), cfg, prompts, text_tokens=m.text_tokens, decoder_channels=m.decoder_channels, decoder=m.decoder)
 
 # %% ../../nbs/16_train.ipynb #44e41fe2
 SEG_TARGETS = ("pseudo", "anatomical")
@@ -46,6 +49,7 @@ class TensorSet:
     pixels: torch.Tensor  # B×3×S×S, the backbone's normalisation
     masks: torch.Tensor  # B×1×S×S float {0, 1}
     grades: torch.Tensor  # B, index into GRADES; -1 for a case without a grade (segmentation-only)
+    pixel_mm2: torch.Tensor | None = None  # B, area of one input pixel in mm² (None: the network's default)
     def __len__(self): return len(self.ids)
 
 def seg_targets(cohort:Cohort, # the cases
@@ -67,6 +71,13 @@ def seg_targets(cohort:Cohort, # the cases
         out.append(m)
     return out
 
+def input_pixel_mm2(cases, # cases as the network sees them (cropped by `crop_cases`, or whole)
+                    size:tuple, # (S, S') the network's input size
+                   )->torch.Tensor: # B areas in mm²
+    "Area of one network-input pixel of each case: the case's extent in mm divided by the input size."
+    return torch.tensor([(c.raw.shape[0] * c.pixel_spacing[0] / size[0]) * (c.raw.shape[1] * c.pixel_spacing[1] / size[1]) for c in cases],
+                        dtype=torch.float64)
+
 def to_tensors(cohort:Cohort, backbone, target:str="pseudo", pseudo:dict|None=None) -> TensorSet:
     "Preprocess a cohort once for training or inference; cases may differ in size."
     masks = seg_targets(cohort, target, pseudo)
@@ -75,7 +86,37 @@ def to_tensors(cohort:Cohort, backbone, target:str="pseudo", pseudo:dict|None=No
     m = torch.cat([F.interpolate(torch.from_numpy(np.asarray(k, dtype=np.float32))[None, None], size=s, mode="nearest")
                    for k in masks])
     g = torch.tensor([-1 if c.grade is None else GRADES.index(c.grade) for c in cohort])
-    return TensorSet([c.case_id for c in cohort], pixels, m, g)
+    return TensorSet([c.case_id for c in cohort], pixels, m, g, input_pixel_mm2(cohort, s))
+
+def fit_input_priors(model:LSSNet, # changed in place: its region and its grade head's ruler
+                     cfg:StudyConfig, # uses cfg.model.roi_mm
+                     train_cases:list, # the training split (whole slices)
+                     target:str="pseudo", # the segmentation target: "pseudo" or "anatomical"
+                     pseudo:dict|None=None, # case_id -> pseudo-mask, for "pseudo"
+                    )->LSSNet:
+    "Fit, on the training targets only, where the network looks (`fit_region_prior`) and the ruler its grade head starts from (`AreaRuler` on their areas in mm²)."
+    train_cases = list(train_cases)
+    masks = seg_targets(train_cases, target, pseudo)
+    prior = fit_region_prior(train_cases, masks, cfg.model.roi_mm)
+    views, _ = crop_cases(train_cases, prior)
+    size = (model.backbone.image_size,) * 2
+    model.set_region(prior, float(input_pixel_mm2(views, size).median()))
+    graded = [(c, m) for c, m in zip(train_cases, masks) if c.grade is not None]
+    if len({c.grade for c, _ in graded}) >= 2:
+        model.set_ruler(AreaRuler().fit([np.asarray(m, bool).sum() * c.pixel_spacing[0] * c.pixel_spacing[1] for c, m in graded],
+                                        [c.grade for c, _ in graded]))
+    return model
+
+def network_inputs(model:LSSNet, # changed in place by `fit_input_priors`
+                   cfg:StudyConfig, # uses cfg.model.roi_mm and cfg.train.seg_target
+                   splits:dict, # split name -> cases; "train" fits the priors
+                   pseudo:dict|None=None, # case_id -> pseudo-mask on the whole slice
+                   names=("train", "val", "test"), # the splits to make tensors of
+                  )->tuple: # (name -> (cropped cases, cropped pseudo), name -> TensorSet)
+    "Fit the network's priors on the training split, crop each split to its region, and make the tensors."
+    fit_input_priors(model, cfg, splits["train"], cfg.train.seg_target, pseudo)
+    views = {s: crop_cases(splits[s], model.region_prior(), pseudo) for s in names}
+    return views, {s: to_tensors(v, model.backbone, cfg.train.seg_target, pz) for s, (v, pz) in views.items()}
 
 # %% ../../nbs/16_train.ipynb #f201d80d
 def _distributed() -> bool:
@@ -163,8 +204,9 @@ def run_epoch(model, data:TensorSet, seg_loss, cfg:StudyConfig, optimizer=None, 
             b, share, counts = shard_batch(b, rank, world)
             for m in bns: m.share = share
         x, y, g = data.pixels[b].to(device), data.masks[b].to(device), data.grades[b].to(device)
+        px = None if data.pixel_mm2 is None else data.pixel_mm2[b].to(device)
         with torch.set_grad_enabled(train), bf16_autocast(device, cfg.train.bf16):
-            out = model(x)
+            out = model(x, px)
             seg = seg_loss(out["mask_logits"].float(), y)
             cls = grade_loss(out["grade_logits"].float(), g)
             if world > 1:  # this rank's share of the global batch's mean losses
@@ -193,16 +235,18 @@ def run_epoch(model, data:TensorSet, seg_loss, cfg:StudyConfig, optimizer=None, 
 # %% ../../nbs/16_train.ipynb #57fa2560
 @torch.no_grad()
 def predict(model, data:TensorSet, batch_size:int=16, device="cpu", bf16:bool=True) -> dict:
-    "Mask probabilities (B×S×S), grade probabilities (B×3) and relevance maps for every case."
+    "Mask probabilities (B×S×S), grade probabilities (B×3), segmented areas in mm² (B) and relevance maps for every case."
     model.eval(); device = torch.device(device)
-    masks, probs, rel = [], [], []
+    masks, probs, areas, rel = [], [], [], []
     for i in range(0, len(data), batch_size):
+        px = None if data.pixel_mm2 is None else data.pixel_mm2[i:i + batch_size].to(device)
         with bf16_autocast(device, bf16):
-            out = model(data.pixels[i:i + batch_size].to(device))
+            out = model(data.pixels[i:i + batch_size].to(device), px)
         masks.append(torch.sigmoid(out["mask_logits"].float())[:, 0].cpu())
         probs.append(torch.softmax(out["grade_logits"].float(), -1).cpu())
+        areas.append(out["area_mm2"].float().cpu())
         if out.get("relevance") is not None: rel.append(out["relevance"].float().cpu())
-    return dict(ids=data.ids, mask_probs=torch.cat(masks).numpy(), grade_probs=torch.cat(probs).numpy(),
+    return dict(ids=data.ids, mask_probs=torch.cat(masks).numpy(), grade_probs=torch.cat(probs).numpy(), area_mm2=torch.cat(areas).numpy(),
                 relevance=torch.cat(rel).numpy() if rel else None)
 
 def dice_per_case(probs:np.ndarray, targets:np.ndarray, threshold:float=0.5) -> np.ndarray:

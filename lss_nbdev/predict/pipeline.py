@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, re
 from dataclasses import dataclass, field
 from pathlib import Path
-import numpy as np, pandas as pd, cv2, torch
+import numpy as np, pandas as pd, torch
 from transformers.utils import logging as hf_logging
 from ..core.config import StudyConfig
 from ..core.cases import Case, normalise_image
@@ -16,7 +16,8 @@ from ..core.masks import affected_area, template_grade
 from ..evaluation.explain import evidence_record, relevance_heatmap
 from ..reportgen.report_template import ReportInput
 from ..reportgen.report_decoder import load_arrg, report_table
-from ..model.train import build_model, load_checkpoint
+from ..model.train import build_model, load_checkpoint, input_pixel_mm2
+from ..model.region import crop_case, to_slice, from_slice
 from ..evaluation.calibration import apply_temperature
 from ..core.rundir import read_model_card, card_file
 from .inputs import Study
@@ -95,9 +96,14 @@ def run_pipeline(pipe:Pipeline, # from `load_pipeline`
     d, out = pipe.run_cfg.denoise, []
     for s in study.slices:
         den = nlm_denoise(s.raw, h=d.h, patch=d.patch, search=d.search, h_factor=d.h_factor, name=f"{s.level} ({s.slice_used})")
-        out.append(dict(slice=s, denoised=den, image=normalise_image(den)))
+        image = normalise_image(den)
+        case = Case(pseudonym, s.level, den, None, pixel_spacing=s.spacing or (1.0, 1.0), source="predict",
+                    meta=dict(pixel_spacing_known=s.spacing is not None), image=image)
+        out.append(dict(slice=s, denoised=den, image=image, case=case, view=crop_case(case, pipe.model.region_prior())))
+    views = [o["view"] for o in out]
     with torch.no_grad():
-        res = pipe.model(pipe.model.backbone.preprocess([o["image"] for o in out]))
+        pixels = pipe.model.backbone.preprocess([v.image for v in views])
+        res = pipe.model(pixels, input_pixel_mm2(views, tuple(pixels.shape[-2:])).to(pipe.device))
     masks = torch.sigmoid(res["mask_logits"].float())[:, 0].cpu().numpy()
     raw_p = torch.softmax(res["grade_logits"].float(), -1).cpu().numpy()
     cal = apply_temperature(raw_p, pipe.temperature)
@@ -106,12 +112,11 @@ def run_pipeline(pipe:Pipeline, # from `load_pipeline`
     inputs, failed = [], {}
     for i, o in enumerate(out):
         s = o["slice"]
-        o["mask"] = np.clip(cv2.resize(masks[i], s.raw.shape[::-1], interpolation=cv2.INTER_LINEAR), 0, 1)
+        case, v = o["case"], o["view"]
+        o["mask"] = np.clip(to_slice(masks[i], v, s.raw.shape), 0, 1)
         o["probs"], o["probs_uncalibrated"] = cal[i], raw_p[i]
-        case = Case(pseudonym, s.level, o["denoised"], None, pixel_spacing=s.spacing or (1.0, 1.0), source="predict",
-                    meta=dict(pixel_spacing_known=s.spacing is not None), image=o["image"])
-        o["evidence"] = evidence_record(case, o["mask"], cal[i], None if rel is None else rel[i], grid_hw=grid)
-        o["heatmap"] = None if rel is None else relevance_heatmap(rel[i], grid, s.raw.shape)
+        o["evidence"] = evidence_record(v, from_slice(o["mask"], v), cal[i], None if rel is None else rel[i], grid_hw=grid)
+        o["heatmap"] = None if rel is None else to_slice(relevance_heatmap(rel[i], grid, v.raw.shape), v, s.raw.shape)
         o["area_pct"] = affected_area(o["mask"])
         try: inputs.append(ReportInput(case.case_id, s.level, o["image"], o["mask"], cal[i]))
         except ValueError as e: failed[s.level] = str(e).split(": ", 1)[-1]

@@ -13,7 +13,7 @@ from .engine import Run, checkpoint_dir, resolve_device, torch_threads, usable_c
 from .stage_models import train_variants
 from .stages import STAGES, training_plan, model_card
 from ..core.rundir import claim_run_dir, write_model_card, is_run_dir, atomic_write, LOCK
-from ..model.train import build_model, to_tensors, fit, launched_processes
+from ..model.train import build_model, network_inputs, fit, launched_processes
 from .manifest import write_manifest, manifest_summary, environment
 from .preflight import preflight
 
@@ -143,7 +143,7 @@ def fit_model(out, # a run directory whose preprocess stage is cached (`lss-stud
     cfg = variants[name]
     if launched_processes() > 1: cfg = cfg.replace(**{"model.feature_cache": None})  # one feature cache, many writers: compute per process
     model = build_model(cfg)
-    tensors = {s: to_tensors(pre.splits[s], model.backbone, cfg.train.seg_target, pre.pseudo) for s in ("train", "val")}
+    _, tensors = network_inputs(model, cfg, pre.splits, pre.pseudo, names=("train", "val"))
     ckpt = checkpoint_dir(run, name, variants[name])
     with torch_threads(cfg.train.threads): fit(model, tensors["train"], tensors["val"], cfg, ckpt, device=resolve_device(cfg), progress=True)
     return ckpt

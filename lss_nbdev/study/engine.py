@@ -405,6 +405,9 @@ def model_variants(cfg:StudyConfig, has_anatomy:bool) -> dict:
     out = {main: cfg}
     if has_anatomy and cfg.train.seg_target != "anatomical":
         out[f"{main} · anatomical target"] = cfg.replace(**{"train.seg_target": "anatomical"})
+    if has_anatomy and cfg.model.decoder != "patch":  # the paper's decoder on the whole slice, beside the one that replaced it
+        out[f"{main} · anatomical target · paper decoder"] = cfg.replace(**{"train.seg_target": "anatomical", "model.decoder": "patch",
+                                                                            "model.roi_mm": None})
     for fam in cfg.model.compare:
         if fam != cfg.model.backbone:
             v = with_backbone(cfg, fam)

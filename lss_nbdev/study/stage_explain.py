@@ -5,7 +5,7 @@
 # %% ../../nbs/26d_stage_explain.ipynb #4ddcbad7
 from __future__ import annotations
 from dataclasses import dataclass
-import numpy as np, pandas as pd, cv2, torch
+import numpy as np, pandas as pd, torch
 from ..core.grades import GRADES, GRADE_NAMES
 from ..evaluation.localisation import localisation_cases, localisation_maps, XATTN_VARIANTS, LOC_SETTINGS
 from ..evaluation.localisation_results import (localisation_summary, localisation_table, choose_relevance, localisation_figure,
@@ -13,6 +13,7 @@ from ..evaluation.localisation_results import (localisation_summary, localisatio
 from ..evaluation.calibration import fit_temperature, apply_temperature, calibration_report, prediction_stability, paper_perturbation
 from ..evaluation.explain import overlay_figure, evidence_record, evidence_table, evidence_figure, failure_cases, relevance_heatmap
 from .engine import Run, load_trained
+from ..model.region import crop_cases, from_slice, paste
 from .stage_models import explained_model, EvaluateOutput, TrainOutput
 from .stage_data import PreprocessOutput
 
@@ -52,8 +53,10 @@ def stage_explain(run:Run, preprocess:PreprocessOutput, train:TrainOutput, evalu
               "Grade confidence before and after temperature scaling (temperature fitted on the validation split)")
     name = explained_model(train.variants)
     p, probs, test = preds[name], calibrated[name], sp["test"]
-    records = [evidence_record(c, m, g, None if p["relevance"] is None else p["relevance"][i], grid_hw=(p["grid"], p["grid"]))
-               for i, (c, m, g) in enumerate(zip(test, p["mask_probs"], probs))]
+    model = load_trained(run, name, train.variants[name])
+    views, _ = crop_cases(test, model.region_prior())  # the relevance lies on the grid of what the network saw
+    records = [evidence_record(v, from_slice(m, v), g, None if p["relevance"] is None else p["relevance"][i], grid_hw=(p["grid"], p["grid"]))
+               for i, (v, m, g) in enumerate(zip(views, p["mask_probs"], probs))]
     ev = evidence_table(records)
     run.table(ev, "evidence", f"Evidence behind every test prediction of '{name}' (calibrated confidence)")
     rng = np.random.default_rng(cfg.eval.seed)
@@ -62,27 +65,31 @@ def stage_explain(run:Run, preprocess:PreprocessOutput, train:TrainOutput, evalu
         overlay_figure([test[i].image for i in picks], [test[i].mask for i in picks], [p["mask_probs"][i] for i in picks],
                        path=run.figure("overlays"), title=[f"{GRADE_NAMES[test[i].grade]} · {test[i].case_id}" for i in picks], zoom=40)
     best = int(np.argmax(probs.max(1)))
-    heat = None if p["relevance"] is None else relevance_heatmap(p["relevance"][best], (p["grid"], p["grid"]), test[best].raw.shape)
-    evidence_figure(test[best].image, p["mask_probs"][best], heat, records[best], target=test[best].mask,
+    v = views[best]
+    heat = None if p["relevance"] is None else relevance_heatmap(p["relevance"][best], (p["grid"], p["grid"]), v.raw.shape)
+    evidence_figure(v.image, from_slice(p["mask_probs"][best], v), heat, records[best], target=v.mask,
                     path=run.figure("evidence_example"), zoom=40)
     seg = evals[name]["seg"]
     seg = seg[seg.target == seg.target.iloc[-1]].reset_index(drop=True)
     per_case = seg.assign(pred_grade=[GRADES[i] for i in probs.argmax(1)],
                           confidence=probs.max(1))
     run.table(failure_cases(per_case, k=3), "failure_cases", f"Failure cases of '{name}': confidently wrong grades and worst Dice")
-    stab = prediction_stability(_predictor(load_trained(run, name, train.variants[name])), list(test), n=cfg.eval.stability_n, rng=cfg.eval.seed,
+    stab = prediction_stability(_predictor(model, test), list(test), n=cfg.eval.stability_n, rng=cfg.eval.seed,
                                 augment_fn=paper_perturbation(cfg))
     run.table(stab, "stability", f"Stability of '{name}' under perturbations within the paper's augmentation ranges "
               f"({cfg.eval.stability_n} per test slice): grade flip rate and Dice between original and perturbed masks")
     return ExplainOutput(calibrated=calibrated, temperatures=temperatures)
 
-def _predictor(model):
-    "image H×W in [0, 1] -> (mask probabilities H×W, grade probabilities 3), for `prediction_stability`."
+def _predictor(model, cases:list):
+    "image H×W in [0, 1] -> (mask probabilities H×W, grade probabilities 3), for `prediction_stability`: cropped to the network's region (the slices' spacing: `cases`'), pasted back."
+    prior, spacing = model.region_prior(), cases[0].pixel_spacing
     @torch.no_grad()
     def predict(image):
-        out = model(model.backbone.preprocess([np.asarray(image, dtype=np.float32)]))
+        image = np.asarray(image, dtype=np.float32)
+        r0, r1, c0, c1 = box = prior.box(image.shape, spacing)
+        out = model(model.backbone.preprocess([image[r0:r1, c0:c1]]))
         m = torch.sigmoid(out["mask_logits"].float())[0, 0].numpy()
-        return cv2.resize(m, image.shape[::-1], interpolation=cv2.INTER_LINEAR), torch.softmax(out["grade_logits"].float(), -1)[0].numpy()
+        return paste(m, box, image.shape), torch.softmax(out["grade_logits"].float(), -1)[0].numpy()
     return predict
 
 # %% ../../nbs/26d_stage_explain.ipynb #6f8b0d21
@@ -96,17 +103,22 @@ def stage_localisation(run:Run, preprocess:PreprocessOutput, train:TrainOutput, 
     if not sp.get("test") or not sp.get("val"): return None
     s = LOC_SETTINGS
     models = {n: load_trained(run, n, v) for n, v in variants.items()}
-    vt, vname = _split_targets(sp["val"], preprocess.pseudo)
-    val = pd.concat([localisation_cases(m, sp["val"], vt, vname, methods=XATTN_VARIANTS, model_name=n, deletion=False,
-                                        ring_px=s["ring_px"], tol_px=s["tol_px"]) for n, m in models.items()], ignore_index=True)
+    def view(m, split):  # the split as model m sees it, and its targets there
+        cases, pz = crop_cases(sp[split], m.region_prior(), preprocess.pseudo)
+        return (cases, *_split_targets(cases, pz))
+    val = []
+    for n, m in models.items():
+        vc, vt, vname = view(m, "val")
+        val.append(localisation_cases(m, vc, vt, vname, methods=XATTN_VARIANTS, model_name=n, deletion=False, ring_px=s["ring_px"], tol_px=s["tol_px"]))
+    val = pd.concat(val, ignore_index=True)
     kept, choice = choose_relevance(val) if not val.empty else (None, pd.DataFrame())
     if kept is not None:
         run.table(choice.assign(kept=choice.variant == kept), "explanations_relevance_choice",
                   f"Cross-attention relevance variants on the validation split (mean mass ratio vs {vname} masks; 1 = chance): '{kept}' kept")
-    test, (tt, tname) = sp["test"], _split_targets(sp["test"], preprocess.pseudo)
     cal = explain.calibrated if explain is not None else {}
-    per_case, maps = [], {}
+    per_case, maps, views = [], {}, {}
     for n, m in models.items():
+        test, tt, tname = views[n] = view(m, "test")
         maps[n] = localisation_maps(m, [c.image for c in test])
         deleted = [k for k in maps[n] if k not in XATTN_VARIANTS or k == kept]  # deletion curves for the kept relevance and the peers
         per_case.append(localisation_cases(m, test, tt, tname, maps=maps[n], model_name=n, confidence=cal.get(n), seed=cfg.eval.seed,
@@ -120,6 +132,7 @@ def stage_localisation(run:Run, preprocess:PreprocessOutput, train:TrainOutput, 
     run.table(summary, "explanations_by_grade", "Localisation of explanations per grade (patient-level cluster bootstrap)")
     run.table(per_case, "explanations_cases", "Localisation scores of every test case, model and map")
     name = explained_model(variants)
+    test, tt, tname = views[name]
     mine = per_case[per_case.model == name]
     scores = case_scores(mine)
     show = [k for k in maps[name] if k not in XATTN_VARIANTS or k == kept]

@@ -7,14 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 import hashlib, json
 from pathlib import Path
-import numpy as np, pandas as pd, cv2
+import numpy as np, pandas as pd
 from ..core.config import StudyConfig
 from ..core.grades import GRADES
 from ..core.masks import affected_area, template_grade
 from ..model.losses import SEG_LOSSES
-from ..model.train import build_model, to_tensors, fit, predict, copy_checkpoint, read_train_state
+from ..model.train import build_model, network_inputs, fit, predict, copy_checkpoint, read_train_state
+from ..model.region import to_slice, region_misses
+from ..model.ruler import AreaRuler
 from ..evaluation.stats import pairwise_tests, patient_means, detectable_difference
-from ..evaluation.metrics import (segmentation_cases, ci_summary, ci_table, classification_table, classification_figure,
+from ..core.grades import GRADE_NAMES
+from ..evaluation.metrics import (grade_summary, segmentation_cases, ci_summary, ci_table, classification_table, classification_figure,
                                           reliability_figure, mean_sd_table, SEGMENTATION_METRICS)
 from ..evaluation.study_figures import plot_training_curves, plot_pid_trajectories
 from .engine import (Run, resolve_device, model_variants, model_key, checkpoint_dir, torch_threads, training_fingerprint,
@@ -23,10 +26,11 @@ from ..core.rundir import atomic_write, provenance
 from .stage_data import PreprocessOutput
 
 # %% auto #0
-__all__ = ['prefix_dir', 'train_and_predict', 'training_job', 'evaluate_model', 'explained_model', 'train_variants',
-           'ablation_prefix', 'train_jobs', 'TrainOutput', 'EvaluateOutput', 'AblationOutput', 'StatisticsOutput',
-           'stage_train', 'stage_evaluate', 'write_evaluation_tables', 'ablation_jobs', 'stage_ablation',
-           'paired_tests', 'power_table', 'stage_statistics']
+__all__ = ['GRADE_SOURCES', 'prefix_dir', 'train_and_predict', 'tensors_targets', 'training_job', 'evaluate_model',
+           'explained_model', 'train_variants', 'ablation_prefix', 'train_jobs', 'TrainOutput', 'EvaluateOutput',
+           'AblationOutput', 'StatisticsOutput', 'stage_train', 'stage_evaluate', 'majority_grade', 'grade_heads_table',
+           'write_ruler_table', 'write_evaluation_tables', 'ablation_jobs', 'stage_ablation', 'paired_tests',
+           'power_table', 'stage_statistics']
 
 # %% ../../nbs/26c_stage_models.ipynb #848a9110
 def prefix_dir(run:Run, cfg:StudyConfig, splits:dict, epochs:int, *extra_keys:str) -> Path:
@@ -42,7 +46,7 @@ def train_and_predict(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:di
     "Train one model on `train.threads` threads (resuming from its checkpoints, or from a longer run's first epochs) and predict the test split at the original image size."
     with torch_threads(cfg.train.threads):
         model = build_model(cfg)
-        tensors = {s: to_tensors(splits[s], model.backbone, cfg.train.seg_target, pseudo) for s in ("train", "val", "test")}
+        views, tensors = network_inputs(model, cfg, splits, pseudo)
         device = resolve_device(cfg)
         out, prefix = checkpoint_dir(run, name, cfg, *extra_keys), prefix_dir(run, cfg, splits, cfg.train.max_epochs, *extra_keys)
         if not (out/"state.pt").exists() and prefix.exists(): copy_checkpoint(prefix, out)
@@ -52,10 +56,18 @@ def train_and_predict(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:di
         atomic_write(out/"provenance.json", json.dumps(dict(model=name, **provenance()), indent=1))
         pr = predict(model, tensors["test"], device=device, bf16=cfg.train.bf16)
         val = predict(model, tensors["val"], device=device, bf16=cfg.train.bf16)
-    probs = [cv2.resize(p, c.raw.shape[::-1], interpolation=cv2.INTER_LINEAR) for p, c in zip(pr["mask_probs"], splits["test"])]
-    return dict(log=log, mask_probs=probs, grade_probs=pr["grade_probs"], relevance=pr["relevance"],
+        seen = predict(model, tensors["train"], device=device, bf16=cfg.train.bf16)  # the ruler baseline's cut-offs are fitted on these areas
+    probs = [to_slice(p, v, c.raw.shape) for p, v, c in zip(pr["mask_probs"], views["test"][0], splits["test"])]
+    prior = model.region_prior()
+    return dict(log=log, mask_probs=probs, grade_probs=pr["grade_probs"], relevance=pr["relevance"], area_mm2=pr["area_mm2"],
+                train_area_mm2=seen["area_mm2"], train_grades=[c.grade for c in splits["train"]],
                 val_grade_probs=val["grade_probs"], grid=model.backbone.image_size // model.backbone.patch_size,
+                region=prior, region_misses=region_misses(prior, splits["test"], [m > 0.5 for m in tensors_targets(splits["test"], cfg, pseudo)]),
                 epochs_trained=len(log) - before, train_images=len(tensors["train"]))
+
+def tensors_targets(cases:list, cfg:StudyConfig, pseudo:dict) -> list:
+    "Each case's segmentation target on the whole slice (the true mask, or its pseudo-mask)."
+    return [np.asarray(c.mask if cfg.train.seg_target == "anatomical" else pseudo[c.case_id], np.float32) for c in cases]
 
 def training_job(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:dict, *extra_keys:str, keep_prefix:int|None=None) -> tuple:
     "The `Run.cache_many` job that trains one model and predicts its test split, cached under its `model_key`."
@@ -71,8 +83,9 @@ def evaluate_model(cfg:StudyConfig, pre:PreprocessOutput, name:str, pred:dict) -
     seg = pd.concat(seg).assign(model=name)
     head = [GRADES[i] for i in pred["grade_probs"].argmax(1)]
     area = [template_grade(affected_area(p), cfg.arrg.area_thresholds) for p in pred["mask_probs"]]
-    return dict(seg=seg, y_true=[c.grade for c in test], head=head, area=area, probs=pred["grade_probs"],
-                patients=[c.patient_id for c in test])
+    ruler = AreaRuler().fit(pred["train_area_mm2"], pred["train_grades"])
+    return dict(seg=seg, y_true=[c.grade for c in test], head=head, area=area, ruler=ruler.predict(pred["area_mm2"]),
+                ruler_cutoffs=ruler.cutoffs_mm2(), probs=pred["grade_probs"], patients=[c.patient_id for c in test])
 
 def explained_model(variants:dict, # name -> config of the trained models
                     among=None, # only these names (e.g. the models that produced reports); None: all
@@ -128,19 +141,50 @@ def stage_train(run:Run, preprocess:PreprocessOutput) -> TrainOutput|None:
 def stage_evaluate(run:Run, preprocess:PreprocessOutput, train:TrainOutput) -> EvaluateOutput|None:
     "Score every trained model on the test split and write Tables 1-3 with their figures."
     evals = {n: evaluate_model(run.cfg, preprocess, n, p) for n, p in train.predictions.items()}
-    write_evaluation_tables(run, evals)
+    write_evaluation_tables(run, evals, majority_grade(preprocess.splits["train"]))
+    write_ruler_table(run, train.predictions, evals)
     return EvaluateOutput(evaluations=evals)
 
-def write_evaluation_tables(run:Run, evals:dict):
-    "Tables 1-3 (classification, segmentation, segmentation by grade) with bootstrap or Wilson 95 % CIs."
+def majority_grade(train:list) -> str:
+    "The commonest grade among the training patients' own slices (not the balancing augmentation's copies)."
+    grades = pd.Series([c.grade for c in train if "augmented_from" not in c.meta and c.grade is not None])
+    return str(grades.value_counts().sort_index().idxmax())
+
+GRADE_SOURCES = {"head": "grade head", "area": "area template", "ruler": "ruler on its mask (mm², cut-offs fitted on training patients)"}
+
+def grade_heads_table(evals:dict, majority:str|None=None) -> pd.DataFrame:
+    "Per model and grade source: accuracy, balanced accuracy, macro-F1, distinct predicted grades, degenerate (one grade); the majority class as a row."
+    rows = [dict(model=n, source=GRADE_SOURCES[s], **grade_summary(e["y_true"], e[s])) for n, e in evals.items() for s in GRADE_SOURCES]
+    if majority is not None and evals:
+        y = next(iter(evals.values()))["y_true"]
+        rows.append(dict(model="majority class (training patients)", source="constant", **grade_summary(y, [majority] * len(y))))
+    return pd.DataFrame(rows)
+
+def write_ruler_table(run:Run, preds:dict, evals:dict):
+    "Where each model looked and the ruler fitted on its own training masks: region, share of test masks outside it, cut-offs."
+    rows = []
+    for n, p in preds.items():
+        r = p["region"]
+        rows.append(dict(model=n, region_side_mm="whole slice" if r.side_mm is None else round(r.side_mm, 1),
+                         region_centre=f"({r.centre[0]:.3f}, {r.centre[1]:.3f})", test_mask_outside_region=float(np.mean(p["region_misses"])),
+                         test_cases_missed=int((np.asarray(p["region_misses"]) > 0).sum()),
+                         ruler_cutoffs_mm2="; ".join(f"{a} mm² ({GRADE_NAMES[lo]} | {GRADE_NAMES[hi]})" for a, lo, hi in evals[n]["ruler_cutoffs"])))
+    run.table(pd.DataFrame(rows), "regions_and_rulers", "Where each network looks (region prior fitted on the training targets; share of "
+              "the test targets' pixels outside it) and the cut-offs of the ruler fitted on its training-patient masks")
+
+def write_evaluation_tables(run:Run, evals:dict, majority:str|None=None):
+    "Tables 1-3 (classification, segmentation, segmentation by grade) with bootstrap or Wilson 95 % CIs, and the grade heads' degeneracy check."
     cfg = run.cfg
     cls = pd.concat([classification_table(e["y_true"], e[src], e["probs"] if src == "head" else None, level=cfg.eval.ci,
                                           patients=e["patients"], n_bootstrap=cfg.eval.n_bootstrap, seed=cfg.eval.seed)
-                     .assign(model=n, source="grade head" if src == "head" else "area template")
-                     for n, e in evals.items() for src in ("head", "area")])
+                     .assign(model=n, source=GRADE_SOURCES[src])
+                     for n, e in evals.items() for src in GRADE_SOURCES])
     cls = cls[["model", "source"] + [c for c in cls.columns if c not in ("model", "source")]]
     run.table(cls, "classification", "Table 1: grade classification on the test split (accuracy: patient-level cluster-bootstrap "
               "95 % CI; the slice-level Wilson interval in slice_ci_lo/hi)")
+    run.table(grade_heads_table(evals, majority), "grade_heads", "Every grade source on the test split: accuracy beside balanced accuracy, "
+              "macro-F1 and the number of distinct predicted grades; one grade for every slice is degenerate, and no calibration, "
+              "stability or paired test on it is a finding")
     seg = pd.concat([ci_summary(g, list(SEGMENTATION_METRICS), by="grade", n=cfg.eval.n_bootstrap, seed=cfg.eval.seed,
                                 level=cfg.eval.ci, cluster="patient_id").assign(model=m, target=tg)
                      for (m, tg), g in pd.concat([e["seg"] for e in evals.values()]).groupby(["model", "target"], sort=False)])

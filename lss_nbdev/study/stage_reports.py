@@ -204,7 +204,7 @@ def _seed_row(cfg:StudyConfig, pre:PreprocessOutput, name:str, seed:int, pred:di
 def seeds_jobs(run:Run, preprocess:PreprocessOutput, variants:dict) -> tuple:
     "The headline models (the default backbone's), their runs (name, seed, config) for every seed of `train.seeds`, and their training jobs."
     cfg, sp, pseudo = run.cfg, preprocess.splits, preprocess.pseudo
-    heads = [n for n, v in variants.items() if v.model.backbone == cfg.model.backbone]
+    heads = [n for n, v in variants.items() if (v.model.backbone, v.model.decoder) == (cfg.model.backbone, cfg.model.decoder)]
     runs = [(name, seed, variants[name].replace(**{"train.seed": seed})) for name in heads for seed in cfg.train.seeds]
     return heads, runs, [training_job(run, name, v, sp, pseudo, keep_prefix=ablation_prefix(cfg, v)) for name, _, v in runs]
 
