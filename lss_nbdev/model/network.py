@@ -147,7 +147,7 @@ class LSSNet(nn.Module):
         self.text_proj = nn.Linear(backbone.d_text, m.d_shared)
         self.attention = SpatialPatchCrossAttention(backbone.d_vis, m.d_shared, m.n_heads, d_attn=m.d_shared, direction=m.attention)
         if decoder not in DECODERS: raise ValueError(f"decoder must be one of {DECODERS}, found {decoder!r}")
-        self.decoder = (SkipDecoder(backbone.d_vis) if decoder == "skip" else
+        self.decoder = (SkipDecoder(backbone.d_vis, tuple(m.skip_channels)) if decoder == "skip" else
                         MaskDecoder(backbone.d_vis, n_up=max(1, round(math.log2(backbone.patch_size))), channels=decoder_channels or m.d_shared))
         self.grade_head = nn.Sequential(nn.LayerNorm(2 * backbone.d_vis), nn.Linear(2 * backbone.d_vis, len(GRADES)))
         nn.init.normal_(self.grade_head[1].weight, std=1e-3); nn.init.zeros_(self.grade_head[1].bias)  # the learned correction starts near zero

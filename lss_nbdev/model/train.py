@@ -24,9 +24,9 @@ from .ruler import AreaRuler
 # %% auto #0
 __all__ = ['SEG_TARGETS', 'CKPT_TAG', 'FROM_FILES', 'TRAIN_STEP_KEYS', 'build_model', 'TensorSet', 'seg_targets',
            'input_pixel_mm2', 'to_tensors', 'fit_input_priors', 'network_inputs', 'SyncBatchNorm2d', 'sync_batchnorm',
-           'shard_batch', 'bf16_autocast', 'batch_order', 'grade_loss', 'run_epoch', 'predict', 'dice_per_case',
-           'weights_tag', 'omitted_state', 'load_checkpoint', 'finish_checkpoint', 'save_checkpoint', 'rng_state',
-           'set_rng_state', 'read_train_state', 'check_finite', 'seed_everything', 'launched_processes',
+           'shard_batch', 'bf16_autocast', 'batch_order', 'grade_loss', 'run_epoch', 'refit_ruler', 'predict',
+           'dice_per_case', 'weights_tag', 'omitted_state', 'load_checkpoint', 'finish_checkpoint', 'save_checkpoint',
+           'rng_state', 'set_rng_state', 'read_train_state', 'check_finite', 'seed_everything', 'launched_processes',
            'make_accelerator', 'copy_checkpoint', 'fit']
 
 # %% ../../nbs/16_train.ipynb #e801e93c
@@ -195,7 +195,7 @@ def run_epoch(model, data:TensorSet, seg_loss, cfg:StudyConfig, optimizer=None, 
     device = torch.device(device)
     world, rank = (accelerator.num_processes, accelerator.process_index) if accelerator is not None else (1, 0)
     bns = [m for m in model.modules() if isinstance(m, SyncBatchNorm2d)]
-    tot = dict(loss=0.0, seg=0.0, cls=0.0, fp=0.0, fn=0.0, tp=0.0, n=0)
+    tot, drawn = dict(loss=0.0, seg=0.0, cls=0.0, fp=0.0, fn=0.0, tp=0.0, n=0), []
     batches = batch_order(len(data), cfg.train.batch_size, cfg.train.seed, epoch, shuffle=train)
     for b in tqdm(batches, desc=desc, leave=False, disable=not desc):
         k = len(b)
@@ -223,14 +223,29 @@ def run_epoch(model, data:TensorSet, seg_loss, cfg:StudyConfig, optimizer=None, 
             c = 1.0 if world == 1 or counts else 0.0
             tot["tp"] += c * float((p & (y > 0.5)).sum()); tot["fp"] += c * float((p & (y < 0.5)).sum())
             tot["fn"] += c * float((~p & (y > 0.5)).sum())
+            if "area_mm2" in out and (world == 1 or counts):  # what the network drew, for its grade head's ruler (`refit_ruler`)
+                drawn += list(zip(out["area_mm2"].float().cpu().tolist(), g.cpu().tolist()))
         tot["n"] += k
         for name, v in (("loss", loss), ("seg", seg), ("cls", cls)): tot[name] += v.item() * k
     if world > 1:
         keys = ("loss", "seg", "cls", "fp", "fn", "tp")
         summed = accelerator.reduce(torch.tensor([tot[k] for k in keys], dtype=torch.float64, device=device), "sum")
         tot.update(zip(keys, summed.tolist()))
+    if world > 1:
+        from accelerate.utils import gather_object
+        drawn = gather_object(drawn)
     for name in ("loss", "seg", "cls"): tot[name] /= max(tot["n"], 1)
+    tot["drawn"] = drawn  # (area mm², grade index) of every case the pass saw
     return tot
+
+def refit_ruler(model, # an `LSSNet` (changed in place) or anything without `set_ruler` (left alone)
+                drawn:list, # (area mm², grade index or -1) pairs: what the network drew for the training cases this epoch
+               )->bool: # whether the ruler was refitted
+    "Refit the grade head's ruler on the areas the network drew this epoch (fitted, like BatchNorm's statistics, not trained by gradient)."
+    known = [(a, GRADES[g]) for a, g in drawn if g >= 0]
+    if not hasattr(model, "set_ruler") or len({g for _, g in known}) < 2: return False
+    model.set_ruler(AreaRuler().fit(*zip(*known)))
+    return True
 
 # %% ../../nbs/16_train.ipynb #57fa2560
 @torch.no_grad()
@@ -465,6 +480,7 @@ def fit(model, # an `LSSNet`
         check_finite(epoch, cfg, dict(train_loss=t["loss"]))  # a diverged step stops the run before anything of it is kept
         row.update(train_loss=t["loss"], train_seg=t["seg"], train_cls=t["cls"], train_fp=t["fp"], train_fn=t["fn"])
         if hasattr(seg_loss, "epoch_end"): seg_loss.epoch_end(t["fp"], t["fn"])
+        refit_ruler(model, t["drawn"])
         pr = predict(model, val, device=device, bf16=cfg.train.bf16)
         check_finite(epoch, cfg, dict(val_mask_probs=pr["mask_probs"], val_grade_probs=pr["grade_probs"]), model)
         d = dice_per_case(pr["mask_probs"], val.masks[:, 0].numpy())

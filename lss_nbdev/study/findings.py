@@ -62,7 +62,9 @@ def _headline(d):
         cols = [c for c in s.columns if c.startswith("dice_vs_")]
         dice = "; ".join(f"Dice vs {c.removeprefix('dice_vs_')} {_pm(r[c])}" for c in cols)
         extra = f"; CIDEr {_pm(r.cider, 2)}" if "cider" in s.columns and isinstance(r.cider, str) else ""
-        return (f"{lead} (mean ± sd over {n} training seeds): {dice}; grade accuracy {_pm(r.accuracy, 2)}; ECE after temperature "
+        heads = (f"; balanced accuracy {_pm(r.balanced_accuracy, 2)}, macro-F1 {_pm(r.macro_f1, 2)} (the ruler on its own mask "
+                 f"{_pm(r.ruler_macro_f1, 2)}), distinct grades predicted {_pm(r.distinct_grades, 1)}" if "macro_f1" in s.columns else "")
+        return (f"{lead} (mean ± sd over {n} training seeds): {dice}; grade accuracy {_pm(r.accuracy, 2)}{heads}; ECE after temperature "
                 f"scaling {_pm(r.ece_calibrated, 2)}{extra}. Seed {int(_csv(d, 'seeds_per_seed').seed.iloc[0])} with patient-level 95 % CIs: "
                 + "; ".join(f"Dice vs {t} {_seg(d, m, t)}" for t in dict.fromkeys(_csv(d, "segmentation").target)) + f"; accuracy {_acc(d, m)}")
     yield (f"Default network ({main}, trained on pseudo-masks, as the paper)", line(main, "Measured"), "`tables/seeds`, `tables/segmentation_summary`, `tables/classification`")
@@ -83,7 +85,7 @@ def _backbones(d):
     pat = level("patient")
     says = "; ".join(f"{r.model_a} vs {r.model_b} ({r.comparison}, p = {r.p_holm:.2g})" for r in pat[pat.p_holm < 0.05].itertuples()) or "none"
     sl = level("slice")
-    yield ("Backbone families (pseudo-mask target)",
+    yield ("Backbone families (pseudo-mask target; one seed: no verdict)",
            f"Dice vs pseudo-mask (patient-level 95 % CI): {dice}. Grade accuracy: {acc}. Pairs that differ (Holm p < 0.05) by the "
            f"patient-level test: {says}; by the paper's slice-level tests: {int((sl.p_holm < 0.05).sum())} of {len(sl)} comparisons",
            "`tables/statistics`")
@@ -110,15 +112,38 @@ def _report_grading(d):
            "Share of test slices where they disagree: " + ", ".join(f"{r.model} {100 * r.disagreement_with_classifier:.0f} %" for r in g.itertuples()),
            "`tables/report_grading`")
 
+def _grade_sources(d):
+    t = _csv(d, "grade_heads")
+    f1 = lambda m, s: t[(t.model == m) & (t.source.str.startswith(s))].macro_f1
+    rows = [f"{m}: head {f1(m, 'grade head').iloc[0]:.2f}, ruler on its mask {f1(m, 'ruler').iloc[0]:.2f}"
+            for m in dict.fromkeys(t.model) if not f1(m, "grade head").empty]
+    maj = t[t.source == "constant"]
+    const = t[t.degenerate.astype(bool) & (t.source == "grade head")].model.tolist()
+    yield ("Does a grade head beat a ruler on its own mask? (test split, macro-F1)", "; ".join(rows)
+           + (f"; majority class {maj.macro_f1.iloc[0]:.2f}" if len(maj) else "")
+           + (f". Degenerate heads (one grade for every slice): {', '.join(const)}" if const else ". No head is degenerate"),
+           "`tables/grade_heads`")
+
+def _degenerate(d, model:str) -> bool:
+    "Whether the model's grade head predicts one grade for every test slice (`tables/grade_heads`; a run without that table: not known, False)."
+    if not (d/"tables"/"grade_heads.csv").exists(): return False
+    t = _csv(d, "grade_heads")
+    r = t[(t.model == model) & (t.source == "grade head")]
+    return bool(r.degenerate.iloc[0]) if len(r) else False
+
 def _calibration(d):
     t = _csv(d, "calibration")
     rows = [f"{m} {g[g.calibration == 'before'].ece.iloc[0]:.2f} → {g[g.calibration == 'after'].ece.iloc[0]:.2f}"
             + (" (T at its bound)" if g.temperature.iloc[0] >= 19.99 or g.temperature.iloc[0] <= 0.0501 else "")
-            for m, g in t.groupby("model", sort=False)]
-    yield ("Calibration (temperature fitted on validation)", "ECE before → after: " + ", ".join(rows), "`tables/calibration`")
+            for m, g in t.groupby("model", sort=False) if not _degenerate(d, m)]
+    yield ("Calibration (temperature fitted on validation; non-degenerate heads only)",
+           "ECE before → after: " + ", ".join(rows) if rows else "No non-degenerate grade head: no calibration finding", "`tables/calibration`")
 
 def _stability(d):
     t = _csv(d, "stability")
+    if "degenerate" in t.columns and t.degenerate.astype(bool).any():
+        yield ("Is the grade stable under the paper's own augmentations?", "Not measured on a working head: the explained model's "
+               "grade head predicts one grade for every slice", "`tables/stability`"); return
     yield ("Is the grade stable under the paper's own augmentations?",
            f"The grade flips in {100 * t.flip_rate.mean():.0f} % of re-predictions; the mask keeps a Dice of {t.dice_mean.mean():.2f} "
            f"with the unperturbed one", "`tables/stability`")
@@ -157,7 +182,7 @@ def _reproducibility(d):
            f"Largest difference between the two: Dice {dice.abs_difference.max():.4f}, grade accuracy {acc.abs_difference.max():.4f} "
            f"(the default and anatomical-target models)", "`results/reproducibility/threads.md` (`benchmarks/reproducibility.py`)")
 
-FINDINGS = (_pseudomask, _headline, _seeds_comparison, _backbones, _ablation, _arrg, _report_grading, _calibration, _stability,
+FINDINGS = (_pseudomask, _headline, _grade_sources, _seeds_comparison, _backbones, _ablation, _arrg, _report_grading, _calibration, _stability,
             _explanations, _notes, _real, _reproducibility)
 
 def _commit(commit:str|None, dirty:bool|None) -> str:

@@ -13,7 +13,7 @@ from ..evaluation.localisation_results import (localisation_summary, localisatio
 from ..evaluation.calibration import fit_temperature, apply_temperature, calibration_report, prediction_stability, paper_perturbation
 from ..evaluation.explain import overlay_figure, evidence_record, evidence_table, evidence_figure, failure_cases, relevance_heatmap
 from .engine import Run, load_trained
-from ..model.region import crop_cases, from_slice, paste
+from ..model.region import crop_cases, from_slice, paste, to_slice
 from .stage_models import explained_model, EvaluateOutput, TrainOutput
 from .stage_data import PreprocessOutput
 
@@ -34,7 +34,7 @@ class LocalisationOutput:
     model: str
     target: str
     scores: dict
-    heatmaps: dict  # case_id -> float16 map
+    heatmaps: dict  # case_id -> float16 map on the whole slice
     table: pd.DataFrame
     choice: object
 
@@ -47,10 +47,12 @@ def stage_explain(run:Run, preprocess:PreprocessOutput, train:TrainOutput, evalu
         ts = fit_temperature(p["val_grade_probs"], y_val)
         calibrated[name], temperatures[name] = apply_temperature(p["grade_probs"], ts.temperature), ts.temperature
         rep = calibration_report(evals[name]["y_true"], p["grade_probs"], calibrated[name], cfg.eval.calibration_bins)
-        cal.append(rep.rename_axis("calibration").reset_index().assign(model=name, temperature=ts.temperature))
+        cal.append(rep.rename_axis("calibration").reset_index().assign(model=name, temperature=ts.temperature,
+                                                                        degenerate=len(set(evals[name]["head"])) < 2))
     cal = pd.concat(cal)
     run.table(cal[["model", "temperature"] + [c for c in cal.columns if c not in ("model", "temperature")]], "calibration",
-              "Grade confidence before and after temperature scaling (temperature fitted on the validation split)")
+              "Grade confidence before and after temperature scaling (temperature fitted on the validation split); a degenerate "
+              "head (one grade for every test slice) is calibrated as a constant: not a finding")
     name = explained_model(train.variants)
     p, probs, test = preds[name], calibrated[name], sp["test"]
     model = load_trained(run, name, train.variants[name])
@@ -76,8 +78,10 @@ def stage_explain(run:Run, preprocess:PreprocessOutput, train:TrainOutput, evalu
     run.table(failure_cases(per_case, k=3), "failure_cases", f"Failure cases of '{name}': confidently wrong grades and worst Dice")
     stab = prediction_stability(_predictor(model, test), list(test), n=cfg.eval.stability_n, rng=cfg.eval.seed,
                                 augment_fn=paper_perturbation(cfg))
-    run.table(stab, "stability", f"Stability of '{name}' under perturbations within the paper's augmentation ranges "
-              f"({cfg.eval.stability_n} per test slice): grade flip rate and Dice between original and perturbed masks")
+    degenerate = len(set(evals[name]["head"])) < 2
+    run.table(stab.assign(degenerate=degenerate), "stability", f"Stability of '{name}' under perturbations within the paper's augmentation ranges "
+              f"({cfg.eval.stability_n} per test slice): grade flip rate and Dice between original and perturbed masks"
+              + (" (its grade head is degenerate: the flip rate of a constant is not a finding)" if degenerate else ""))
     return ExplainOutput(calibrated=calibrated, temperatures=temperatures)
 
 def _predictor(model, cases:list):
@@ -149,5 +153,6 @@ def stage_localisation(run:Run, preprocess:PreprocessOutput, train:TrainOutput, 
         fig(idx, run.figure("localisation_worst"), [f"{r.case_id}: {GRADE_NAMES[r.pred_grade]} p={r.confidence:.2f} (true {GRADE_NAMES[r.grade]})" for r in worst.itertuples()])
     import matplotlib.pyplot as plt
     plt.close("all")
-    heatmaps = {} if kept is None else {c.case_id: maps[name][kept][i].astype(np.float16) for i, c in enumerate(test)}
+    heatmaps = {} if kept is None else {c.case_id: to_slice(maps[name][kept][i], v, c.raw.shape).astype(np.float16)  # on the whole slice
+                                        for i, (c, v) in enumerate(zip(sp["test"], test))}
     return LocalisationOutput(kept=kept, model=name, target=tname, scores=scores, heatmaps=heatmaps, table=table, choice=choice)

@@ -270,7 +270,11 @@ def stage_statistics(run:Run, evaluate:EvaluateOutput) -> StatisticsOutput|None:
     patients = pd.Series(first["patients"], index=ids)
     y_true = pd.Series(first["y_true"], index=ids)
     heads = {n: pd.Series(evals[n]["head"], index=ids) for n in names}
-    parts = [paired_tests(heads, patients, "grade head predictions", y_true=y_true, exact=run.cfg.eval.mcnemar_exact)]
+    constant = {n for n in names if evals[n]["head"] and len(set(evals[n]["head"])) < 2}
+    grade = paired_tests(heads, patients, "grade head predictions", y_true=y_true, exact=run.cfg.eval.mcnemar_exact)
+    grade["note"] = [("degenerate head (one grade for every slice): not a finding" if {a, b} & constant else "")
+                     for a, b in zip(grade.model_a, grade.model_b)]
+    parts = [grade]
     power = [power_table(heads, patients, "grade head accuracy", y_true=y_true)]
     seg = pd.concat([e["seg"] for e in evals.values()])
     for target, g in seg.groupby("target", sort=False):

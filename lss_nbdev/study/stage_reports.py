@@ -7,11 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 import numpy as np, pandas as pd
+from sklearn.metrics import f1_score
 from ..core.config import StudyConfig, ARRGConfig
+from ..model.region import crop_case, to_slice
 from ..core.grades import GRADES
 from ..core.cases import Cohort
 from ..evaluation.stats import patient_paired_test
-from ..evaluation.metrics import classification_table, nlg_scores, nlg_table, expected_calibration_error, mean_sd_table
+from ..evaluation.metrics import classification_table, nlg_scores, nlg_table, expected_calibration_error, mean_sd_table, grade_summary
 from ..evaluation.calibration import fit_temperature, apply_temperature
 from ..reportgen.report_template import inputs_from_cases
 from ..reportgen.report_decoder import build_decoder, train_arrg, save_arrg, load_arrg, report_table
@@ -151,10 +153,17 @@ def stage_arrg(run:Run, cohort:CohortOutput, preprocess:PreprocessOutput, train:
     if not tables:
         print("stage arrg: skipped: no model produced a usable mask on the test split (see tables/report_skipped_*)"); return None
     nlg = nlg_table(scores).reset_index()
+    clinical = {f"{n} · learned decoder": rep for n, rep in tables.items()}
+    for col, fn in (("report_grade_accuracy", lambda y, s: float(np.mean(np.array(y, dtype=object) == np.array(s, dtype=object)))),
+                    ("report_grade_macro_f1", lambda y, s: float(f1_score(y, [x if x in GRADES else "none" for x in s], labels=list(GRADES),
+                                                                           average="macro", zero_division=0)))):
+        nlg[col] = [fn([truth[i] for i in clinical[m].case_id], list(clinical[m].stated_grade)) if m in clinical else np.nan
+                    for m in nlg[nlg.columns[0]]]
     vlm_rows = ("the SmolVLM / LLaVA-Med models' own language models with report LoRA in the 'own language model' rows"
                 if cfg.arrg.vlm_path else "the VLM path (a VLM's own language model with LoRA) not run in this profile: arrg.vlm_path "
                 "is off; the paper profile runs it")
-    run.table(nlg, "report_generation", f"Table 4: language scores of the generated findings and of the template baseline (test split; "
+    run.table(nlg, "report_generation", f"Table 4: language scores of the generated findings and of the template baseline, and the "
+              f"clinical measure beside them: accuracy and macro-F1 of the grade the full report states (labeler) against the truth (test split; "
               f"the decoder trained on {trained_on}; {vlm_rows})")
     g = pd.concat(grading)
     run.table(g[["model"] + [c for c in g.columns if c != "model"]], "report_grading",
@@ -167,7 +176,9 @@ def stage_arrg(run:Run, cohort:CohortOutput, preprocess:PreprocessOutput, train:
         rel = lambda i: np.nan_to_num(loc.heatmaps[ids[i]].astype(np.float32))
         located = lambda i: {"method": loc.kept, **(loc.scores.get(ids[i], {}).get(loc.kept) or {})}
     else:
-        rel = (lambda i: None) if p["relevance"] is None else (lambda i: p["relevance"][i].mean(axis=(0, 1)).reshape(grid))
+        full = sp["test"]  # the relevance grid covers the network's region: resized into it, zero outside
+        rel = (lambda i: None) if p["relevance"] is None else (
+            lambda i: to_slice(p["relevance"][i].mean(axis=(0, 1)).reshape(grid), crop_case(full[i], p["region"]), full[i].raw.shape))
         located = lambda i: None
     index = {c.case_id: i for i, c in enumerate(sp["test"])}
     for r in rep.itertuples():
@@ -190,7 +201,9 @@ def _seed_row(cfg:StudyConfig, pre:PreprocessOutput, name:str, seed:int, pred:di
     ts = fit_temperature(pred["val_grade_probs"], y_val)
     cal = apply_temperature(pred["grade_probs"], ts.temperature)
     head = np.array(ev["head"]) == np.array(ev["y_true"])
-    row = dict(model=name, seed=seed, accuracy=float(head.mean()),
+    g, r = grade_summary(ev["y_true"], ev["head"]), grade_summary(ev["y_true"], ev["ruler"])
+    row = dict(model=name, seed=seed, accuracy=float(head.mean()), balanced_accuracy=g["balanced_accuracy"], macro_f1=g["macro_f1"],
+               distinct_grades=g["distinct_grades"], ruler_macro_f1=r["macro_f1"],
                ece_calibrated=expected_calibration_error(ev["y_true"], cal, cfg.eval.calibration_bins), temperature=ts.temperature,
                **{f"dice_vs_{t}": float(g.dice.mean()) for t, g in ev["seg"].groupby("target", sort=False)})
     if decoder is not None:
