@@ -77,8 +77,9 @@ class ModelConfig:
     text_tokens: str = "pooled"  # "pooled": one query per prompt; "tokens": every prompt token
     decoder_channels: int | None = None  # first stage of the paper's decoder; None = d_shared
     decoder: str = "skip"  # "skip": the patch grid fused with a CNN stem at full/half/quarter resolution; "patch": the paper's, from the grid alone
+    grade_features: bool = True  # the grade head adds a learned correction from the attended features to its ruler on the segmented area
     skip_channels: tuple = (16, 32, 48)  # the skip decoder's CNN stem at full, half and quarter resolution
-    roi_mm: float | None = 80.0  # side (mm) of the square the network sees, centred on the training targets (14a_region); None: the whole slice
+    roi_mm: float | None = 80.0  # side (mm) of the square the network sees, centred on the training targets (13d_region); None: the whole slice
     freeze_text: bool = True  # the text tower encodes a fixed prompt set; frozen, its embeddings are cached
     lora: bool = False  # LoRA adapters on the backbone (its base weights then frozen)
     lora_rank: int = 8  # unstated

@@ -149,8 +149,10 @@ class LSSNet(nn.Module):
         if decoder not in DECODERS: raise ValueError(f"decoder must be one of {DECODERS}, found {decoder!r}")
         self.decoder = (SkipDecoder(backbone.d_vis, tuple(m.skip_channels)) if decoder == "skip" else
                         MaskDecoder(backbone.d_vis, n_up=max(1, round(math.log2(backbone.patch_size))), channels=decoder_channels or m.d_shared))
-        self.grade_head = nn.Sequential(nn.LayerNorm(2 * backbone.d_vis), nn.Linear(2 * backbone.d_vis, len(GRADES)))
-        nn.init.normal_(self.grade_head[1].weight, std=1e-3); nn.init.zeros_(self.grade_head[1].bias)  # the learned correction starts near zero
+        self.grade_head = None
+        if m.grade_features:  # the learned correction, started near zero
+            self.grade_head = nn.Sequential(nn.LayerNorm(2 * backbone.d_vis), nn.Linear(2 * backbone.d_vis, len(GRADES)))
+            nn.init.normal_(self.grade_head[1].weight, std=1e-3); nn.init.zeros_(self.grade_head[1].bias)
         # fitted, not trained: the ruler on the predicted area (`set_ruler`), where the network looks, and an input pixel's area
         self.register_buffer("ruler", torch.zeros(4, len(GRADES)))  # rows: slope, intercept, (mu, sd) of log area in the first two columns
         self.register_buffer("region", RegionPrior().as_tensor())
@@ -184,16 +186,21 @@ class LSSNet(nn.Module):
         attended, rel = self.attention(tokens, text.expand(B, -1, -1).to(tokens.dtype), mask.expand(B, -1))
         grid = attended.transpose(1, 2).reshape(B, -1, h, w)
         mask_logits = self.decoder(grid, pixels)
-        p = torch.sigmoid(mask_logits.detach().float())  # detached: the grade loss does not bend the mask
+        # training: the grade loss reaches only the correction layer, never the mask or the features it reads; in eval mode
+        # nothing is detached, so that gradient explanations of the grade reach the mask, the attention and the backbone
+        p = torch.sigmoid(mask_logits.float())
+        feats = attended
+        if self.training: p, feats = p.detach(), attended.detach()
         weight = F.adaptive_avg_pool2d(p, (h, w)).flatten(1).to(attended.dtype)  # B×N share of each patch under the mask
-        under_mask = (attended * weight[..., None]).sum(1) / (weight.sum(1, keepdim=True) + 1e-6)
+        under_mask = (feats * weight[..., None]).sum(1) / (weight.sum(1, keepdim=True) + 1e-6)
         px_mm2 = self.pixel_mm2.expand(B) if pixel_mm2 is None else torch.as_tensor(pixel_mm2, device=p.device).reshape(B)
-        area = (p > 0.5).flatten(1).sum(1).double() * px_mm2.double()
+        hard, soft = (p > 0.5).flatten(1).sum(1).double(), p.flatten(1).sum(1).double()
+        area = (hard + soft - soft.detach()) * px_mm2.double()  # the thresholded count's value, the soft count's gradient
         r = self.ruler.double()
         z = (torch.log1p(area) - r[2, 0]) / (r[2, 1] if bool(r[2, 1] > 0) else 1.0)
         ruler_logits = (z[:, None] * r[0] + r[1]).to(attended.dtype)
-        grade_logits = self.grade_head(torch.cat([attended.mean(1), under_mask], -1)) + ruler_logits
-        return dict(mask_logits=mask_logits, grade_logits=grade_logits, area_mm2=area.float(), relevance=rel, grid=(h, w))
+        grade_logits = ruler_logits if self.grade_head is None else self.grade_head(torch.cat([feats.mean(1), under_mask], -1)) + ruler_logits
+        return dict(mask_logits=mask_logits, grade_logits=grade_logits, area_mm2=area.detach().float(), relevance=rel, grid=(h, w))
 
 # %% ../../nbs/14_cross_attention.ipynb #04207e1f
 def param_groups(model:LSSNet, # the network

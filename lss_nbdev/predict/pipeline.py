@@ -97,9 +97,10 @@ def run_pipeline(pipe:Pipeline, # from `load_pipeline`
     for s in study.slices:
         den = nlm_denoise(s.raw, h=d.h, patch=d.patch, search=d.search, h_factor=d.h_factor, name=f"{s.level} ({s.slice_used})")
         image = normalise_image(den)
-        case = Case(pseudonym, s.level, den, None, pixel_spacing=s.spacing or (1.0, 1.0), source="predict",
+        prior = pipe.model.region_prior()  # a slice without spacing is cropped and measured at the training slices' spacing, flagged unknown
+        case = Case(pseudonym, s.level, den, None, pixel_spacing=s.spacing or (prior.spacing_mm,) * 2, source="predict",
                     meta=dict(pixel_spacing_known=s.spacing is not None), image=image)
-        out.append(dict(slice=s, denoised=den, image=image, case=case, view=crop_case(case, pipe.model.region_prior())))
+        out.append(dict(slice=s, denoised=den, image=image, case=case, view=crop_case(case, prior)))
     views = [o["view"] for o in out]
     with torch.no_grad():
         pixels = pipe.model.backbone.preprocess([v.image for v in views])

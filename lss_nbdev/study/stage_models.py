@@ -4,7 +4,7 @@
 
 # %% ../../nbs/26c_stage_models.ipynb #7faf8a78
 from __future__ import annotations
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import hashlib, json
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -13,7 +13,9 @@ from ..core.grades import GRADES
 from ..core.masks import affected_area, template_grade
 from ..model.losses import SEG_LOSSES
 from ..model.train import build_model, network_inputs, fit, predict, copy_checkpoint, read_train_state
-from ..model.region import to_slice, region_misses
+from ..model.region import to_slice, region_misses, fit_region_prior, crop_cases
+from ..model.train import seg_targets
+from ..model.unet_peer import build_unet, fit_unet, predict_unet
 from ..model.ruler import AreaRuler
 from ..evaluation.stats import pairwise_tests, patient_means, detectable_difference
 from ..core.grades import GRADE_NAMES
@@ -26,11 +28,11 @@ from ..core.rundir import atomic_write, provenance
 from .stage_data import PreprocessOutput
 
 # %% auto #0
-__all__ = ['GRADE_SOURCES', 'prefix_dir', 'train_and_predict', 'tensors_targets', 'training_job', 'evaluate_model',
-           'explained_model', 'train_variants', 'ablation_prefix', 'train_jobs', 'TrainOutput', 'EvaluateOutput',
-           'AblationOutput', 'StatisticsOutput', 'stage_train', 'stage_evaluate', 'majority_grade', 'grade_heads_table',
-           'write_ruler_table', 'write_evaluation_tables', 'ablation_jobs', 'stage_ablation', 'paired_tests',
-           'power_table', 'stage_statistics']
+__all__ = ['UNET_PEER', 'GRADE_SOURCES', 'prefix_dir', 'train_and_predict', 'tensors_targets', 'training_job', 'train_unet_peer',
+           'peer_jobs', 'evaluate_model', 'explained_model', 'train_variants', 'ablation_prefix', 'train_jobs',
+           'TrainOutput', 'EvaluateOutput', 'AblationOutput', 'StatisticsOutput', 'stage_train', 'stage_evaluate',
+           'majority_grade', 'grade_heads_table', 'write_ruler_table', 'write_evaluation_tables', 'ablation_jobs',
+           'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics']
 
 # %% ../../nbs/26c_stage_models.ipynb #848a9110
 def prefix_dir(run:Run, cfg:StudyConfig, splits:dict, epochs:int, *extra_keys:str) -> Path:
@@ -74,6 +76,29 @@ def training_job(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:dict, *
     return ("predictions", model_key(run, name, cfg, *extra_keys), train_and_predict, (run, name, cfg, splits, pseudo, *extra_keys),
             dict(keep_prefix=keep_prefix, progress=run.workers == 1))
 
+UNET_PEER = "MONAI U-Net (16-32-64-128) · anatomical target"
+
+def train_unet_peer(run:Run, cfg:StudyConfig, splits:dict, progress:bool=True) -> dict:
+    "The MONAI U-Net peer on the main cohort, on `train.threads` threads: the anatomical-target LSSNet's region prior, input size, splits, epochs and early stopping; its test probabilities on the slice and the areas its ruler is fitted on."
+    with torch_threads(cfg.train.threads):
+        prior = fit_region_prior(splits["train"], seg_targets(splits["train"], "anatomical"), cfg.model.roi_mm)
+        views = {s: crop_cases(splits[s], prior)[0] for s in ("train", "val", "test")}
+        model = build_unet(cfg)
+        out = checkpoint_dir(run, UNET_PEER, cfg)
+        log = fit_unet(model, views["train"], views["val"], cfg, out, device=resolve_device(cfg), progress=progress)
+        atomic_write(out/"provenance.json", json.dumps(dict(model=UNET_PEER, **provenance()), indent=1))
+        test, seen = predict_unet(model, views["test"]), predict_unet(model, views["train"])
+    area = lambda probs, cases: np.array([float((q > 0.5).sum()) * c.pixel_spacing[0] * c.pixel_spacing[1] for q, c in zip(probs, cases)])
+    return dict(log=log, mask_probs=[to_slice(q, v, c.raw.shape) for q, v, c in zip(test, views["test"], splits["test"])],
+                area_mm2=area(test, views["test"]), train_area_mm2=area(seen, views["train"]), train_grades=[c.grade for c in splits["train"]],
+                region=prior, region_misses=region_misses(prior, splits["test"]))
+
+def peer_jobs(run:Run, splits:dict) -> list:
+    "The `Run.cache_many` job of the U-Net peer (anatomical target: only where every case has its true mask)."
+    if not all(c.mask is not None for s in splits.values() for c in s): return []
+    cfg = run.cfg.replace(**{"train.seg_target": "anatomical"})
+    return [("predictions", model_key(run, UNET_PEER, cfg), train_unet_peer, (run, cfg, splits), dict(progress=run.workers == 1))]
+
 def evaluate_model(cfg:StudyConfig, pre:PreprocessOutput, name:str, pred:dict) -> dict:
     "Per-case segmentation scores against both targets, and grade predictions from the head and from the area."
     test, pseudo = pre.splits["test"], pre.pseudo
@@ -81,11 +106,12 @@ def evaluate_model(cfg:StudyConfig, pre:PreprocessOutput, name:str, pred:dict) -
     seg = [segmentation_cases(test, masks, [pseudo[c.case_id] for c in test]).assign(target="pseudo-mask")]
     if all(c.mask is not None for c in test): seg.append(segmentation_cases(test, masks).assign(target="anatomical"))
     seg = pd.concat(seg).assign(model=name)
-    head = [GRADES[i] for i in pred["grade_probs"].argmax(1)]
-    area = [template_grade(affected_area(p), cfg.arrg.area_thresholds) for p in pred["mask_probs"]]
     ruler = AreaRuler().fit(pred["train_area_mm2"], pred["train_grades"])
-    return dict(seg=seg, y_true=[c.grade for c in test], head=head, area=area, ruler=ruler.predict(pred["area_mm2"]),
-                ruler_cutoffs=ruler.cutoffs_mm2(), probs=pred["grade_probs"], patients=[c.patient_id for c in test])
+    out = dict(seg=seg, y_true=[c.grade for c in test], ruler=ruler.predict(pred["area_mm2"]), ruler_cutoffs=ruler.cutoffs_mm2(),
+               patients=[c.patient_id for c in test])
+    if "grade_probs" not in pred: return out  # a segmentation peer: its grades come from the ruler alone
+    return dict(out, head=[GRADES[i] for i in pred["grade_probs"].argmax(1)], probs=pred["grade_probs"],
+                area=[template_grade(affected_area(p), cfg.arrg.area_thresholds) for p in pred["mask_probs"]])
 
 def explained_model(variants:dict, # name -> config of the trained models
                     among=None, # only these names (e.g. the models that produced reports); None: all
@@ -105,21 +131,23 @@ def ablation_prefix(cfg:StudyConfig, v:StudyConfig) -> int|None:
     return cfg.train.ablation_epochs if (v.model.backbone, v.train.seg_target) == (cfg.model.backbone, cfg.train.seg_target) else None
 
 def train_jobs(run:Run, preprocess:PreprocessOutput) -> tuple:
-    "The train stage's models (name -> config) and their training jobs."
+    "The train stage's models (name -> config) and their training jobs, the U-Net peer's last."
     sp = preprocess.splits
     variants = train_variants(run, sp)
-    return variants, [training_job(run, name, v, sp, preprocess.pseudo, keep_prefix=ablation_prefix(run.cfg, v)) for name, v in variants.items()]
+    return variants, [training_job(run, name, v, sp, preprocess.pseudo, keep_prefix=ablation_prefix(run.cfg, v)) for name, v in variants.items()] + peer_jobs(run, sp)
 
 @dataclass
 class TrainOutput:
     "What the train stage hands on: each model's test predictions (`train_and_predict`) and its config."
     predictions: dict  # name -> predictions
     variants: dict  # name -> StudyConfig
+    peers: dict = field(default_factory=dict)  # name -> predictions of a segmentation peer (the U-Net), same splits
 
 @dataclass
 class EvaluateOutput:
     "Each model's per-case scores and grade predictions (`evaluate_model`)."
     evaluations: dict  # name -> evaluation
+    peers: dict = field(default_factory=dict)  # name -> evaluation of a segmentation peer
 
 @dataclass
 class AblationOutput:
@@ -134,16 +162,18 @@ class StatisticsOutput:
 def stage_train(run:Run, preprocess:PreprocessOutput) -> TrainOutput|None:
     "Train every model variant (each cached by the config keys training reads) and predict the test split."
     variants, jobs = train_jobs(run, preprocess)
-    preds = dict(zip(variants, run.cache_many(jobs, desc="models")))
+    done = run.cache_many(jobs, desc="models")
+    preds, peers = dict(zip(variants, done)), dict(zip([UNET_PEER] if len(done) > len(variants) else [], done[len(variants):]))
     plot_training_curves({n: p["log"] for n, p in preds.items()}, run.figure("training_curves"))
-    return TrainOutput(predictions=preds, variants=variants)
+    return TrainOutput(predictions=preds, variants=variants, peers=peers)
 
 def stage_evaluate(run:Run, preprocess:PreprocessOutput, train:TrainOutput) -> EvaluateOutput|None:
     "Score every trained model on the test split and write Tables 1-3 with their figures."
     evals = {n: evaluate_model(run.cfg, preprocess, n, p) for n, p in train.predictions.items()}
-    write_evaluation_tables(run, evals, majority_grade(preprocess.splits["train"]))
-    write_ruler_table(run, train.predictions, evals)
-    return EvaluateOutput(evaluations=evals)
+    peers = {n: evaluate_model(run.cfg, preprocess, n, p) for n, p in train.peers.items()}
+    write_evaluation_tables(run, {**evals, **peers}, majority_grade(preprocess.splits["train"]))
+    write_ruler_table(run, {**train.predictions, **train.peers}, {**evals, **peers})
+    return EvaluateOutput(evaluations=evals, peers=peers)
 
 def majority_grade(train:list) -> str:
     "The commonest grade among the training patients' own slices (not the balancing augmentation's copies)."
@@ -154,7 +184,7 @@ GRADE_SOURCES = {"head": "grade head", "area": "area template", "ruler": "ruler 
 
 def grade_heads_table(evals:dict, majority:str|None=None) -> pd.DataFrame:
     "Per model and grade source: accuracy, balanced accuracy, macro-F1, distinct predicted grades, degenerate (one grade); the majority class as a row."
-    rows = [dict(model=n, source=GRADE_SOURCES[s], **grade_summary(e["y_true"], e[s])) for n, e in evals.items() for s in GRADE_SOURCES]
+    rows = [dict(model=n, source=GRADE_SOURCES[s], **grade_summary(e["y_true"], e[s])) for n, e in evals.items() for s in GRADE_SOURCES if s in e]
     if majority is not None and evals:
         y = next(iter(evals.values()))["y_true"]
         rows.append(dict(model="majority class (training patients)", source="constant", **grade_summary(y, [majority] * len(y))))
@@ -178,7 +208,7 @@ def write_evaluation_tables(run:Run, evals:dict, majority:str|None=None):
     cls = pd.concat([classification_table(e["y_true"], e[src], e["probs"] if src == "head" else None, level=cfg.eval.ci,
                                           patients=e["patients"], n_bootstrap=cfg.eval.n_bootstrap, seed=cfg.eval.seed)
                      .assign(model=n, source=GRADE_SOURCES[src])
-                     for n, e in evals.items() for src in GRADE_SOURCES])
+                     for n, e in evals.items() for src in GRADE_SOURCES if src in e])
     cls = cls[["model", "source"] + [c for c in cls.columns if c not in ("model", "source")]]
     run.table(cls, "classification", "Table 1: grade classification on the test split (accuracy: patient-level cluster-bootstrap "
               "95 % CI; the slice-level Wilson interval in slice_ci_lo/hi)")
@@ -197,11 +227,11 @@ def write_evaluation_tables(run:Run, evals:dict, majority:str|None=None):
               "Table 2, formatted (patient-level 95 % CIs)")
     run.table(ci_table(cls, index=["model", "source", "group"]).reset_index(), "classification_summary",
               "Table 1, formatted (accuracy: patient-level 95 % CI)")
-    classification_figure({n: (e["y_true"], e["head"], e["probs"]) for n, e in evals.items()},
+    classification_figure({n: (e["y_true"], e["head"], e["probs"]) for n, e in evals.items() if "head" in e},
                           path=run.figure("classification_head"), title="Grade head: confusion matrices and ROC (test split)")
-    classification_figure({n: (e["y_true"], e["area"], None) for n, e in evals.items()},
+    classification_figure({n: (e["y_true"], e["area"], None) for n, e in evals.items() if "area" in e},
                           path=run.figure("classification_area_template"), title="Area template on the predicted mask (test split)")
-    reliability_figure({n: (e["y_true"], e["probs"]) for n, e in evals.items()}, n_bins=cfg.eval.calibration_bins,
+    reliability_figure({n: (e["y_true"], e["probs"]) for n, e in evals.items() if "probs" in e}, n_bins=cfg.eval.calibration_bins,
                        path=run.figure("reliability"))
 
 # %% ../../nbs/26c_stage_models.ipynb #93ef7341
