@@ -156,12 +156,12 @@ def test_an_edit_of_the_training_code_retrains_and_an_edit_of_a_plotting_helper_
         monkeypatch.setattr(rundir, "PACKAGE_DIR", root); rundir._cached_code_fingerprint.cache_clear()
         return run_study(cfg, out, stages=stages, workers=1)
     first = run_with(); before = models()
-    assert len(first.jobs) == 2 and len(before) == 2
+    assert len(first.jobs) == 4 and len(before) == 4  # default, anatomical target, paper decoder, U-Net peer
     plot = run_with(("evaluation/study_figures.py", "def plot_training_curves(", "PLOT_EDIT = 1\n\ndef plot_training_curves("))
     assert plot.jobs == [] and models() == before  # nothing retrained ...
     assert {r["stage"]: r["status"] for r in plot.records}["train"] == "ran"  # ... though the stage that draws with it reran
     loss = run_with(("model/losses.py", "eps:float=1e-6", "eps:float=2e-6"))
-    assert len(loss.jobs) == 2 and len(models()) == 4  # both models retrained, into new folders
+    assert len(loss.jobs) == 4 and len(models()) == 8  # every model retrained, into new folders
     rundir._cached_code_fingerprint.cache_clear()
 
 def test_rewriting_a_mask_of_a_folder_cohort_recomputes_it(tmp_path):
