@@ -36,6 +36,7 @@ class AreaRuler:
         keep = np.array([x in GRADES for x in g])
         if len(set(g[keep])) < 2: raise ValueError(f"a ruler needs at least two grades among its training cases, found {sorted(set(g[keep]))}")
         x = log_area(a[keep])
+        self.top = float(max(2000.0, 2 * a[keep].max()))  # the cut-offs are searched up to here
         self.mu, self.sd = float(x.mean()), float(x.std() or 1.0)
         self.lr = LogisticRegression(C=self.C, max_iter=1000).fit(((x - self.mu) / self.sd)[:, None], g[keep])
         return self
@@ -59,8 +60,8 @@ class AreaRuler:
         return w, b
 
     def cutoffs_mm2(self) -> list:
-        "Areas (mm²) where the predicted grade changes, with the grades on either side, from 0 to 2,000 mm²."
-        grid = np.linspace(0, 2000, 200001)
+        "Areas (mm²) where the predicted grade changes, with the grades on either side, from 0 to twice the largest training area (at least 2,000 mm²)."
+        grid = np.linspace(0, self.top, 200001)
         pred = np.array(self.predict(grid))
         i = np.nonzero(pred[1:] != pred[:-1])[0]
         return [(round(float(grid[k + 1]), 1), pred[k], pred[k + 1]) for k in i]

@@ -64,8 +64,10 @@ def _headline(d):
         extra = f"; CIDEr {_pm(r.cider, 2)}" if "cider" in s.columns and isinstance(r.cider, str) else ""
         heads = (f"; balanced accuracy {_pm(r.balanced_accuracy, 2)}, macro-F1 {_pm(r.macro_f1, 2)} (the ruler on its own mask "
                  f"{_pm(r.ruler_macro_f1, 2)}), distinct grades predicted {_pm(r.distinct_grades, 1)}" if "macro_f1" in s.columns else "")
-        return (f"{lead} (mean ± sd over {n} training seeds): {dice}; grade accuracy {_pm(r.accuracy, 2)}{heads}; ECE after temperature "
-                f"scaling {_pm(r.ece_calibrated, 2)}{extra}. Seed {int(_csv(d, 'seeds_per_seed').seed.iloc[0])} with patient-level 95 % CIs: "
+        constant = "distinct_grades" in s.columns and float(str(r.distinct_grades).partition(" ± ")[0]) < 2
+        ece = ("ECE not reported (a degenerate head: one grade for every slice)" if constant else
+               f"ECE after temperature scaling {_pm(r.ece_calibrated, 2)}")
+        return (f"{lead} (mean ± sd over {n} training seeds): {dice}; grade accuracy {_pm(r.accuracy, 2)}{heads}; {ece}{extra}. Seed {int(_csv(d, 'seeds_per_seed').seed.iloc[0])} with patient-level 95 % CIs: "
                 + "; ".join(f"Dice vs {t} {_seg(d, m, t)}" for t in dict.fromkeys(_csv(d, "segmentation").target)) + f"; accuracy {_acc(d, m)}")
     yield (f"Default network ({main}, trained on pseudo-masks, as the paper)", line(main, "Measured"), "`tables/seeds`, `tables/segmentation_summary`, `tables/classification`")
     if anat is not None:
@@ -109,7 +111,8 @@ def _arrg(d):
 def _report_grading(d):
     g = _csv(d, "report_grading").drop_duplicates("model")
     yield ("Do generated reports state the classifier's grade?",
-           "Share of test slices where they disagree: " + ", ".join(f"{r.model} {100 * r.disagreement_with_classifier:.0f} %" for r in g.itertuples()),
+           "Share of test slices where they disagree: " + ", ".join(f"{r.model} {100 * r.disagreement_with_classifier:.0f} %"
+                                                                   + (" (degenerate head: not a finding)" if _degenerate(d, r.model) else "") for r in g.itertuples()),
            "`tables/report_grading`")
 
 def _grade_sources(d):
