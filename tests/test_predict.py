@@ -135,7 +135,8 @@ def test_model_trained_at_another_input_size(run, patient, tmp_path, monkeypatch
     other = tmp_path/"run224"
     shutil.copytree(run, other)
     pipe = load_pipeline(other)
-    [ckpt] = [p for p in (other/"checkpoints").glob("*anatomical_target*/best.safetensors")]
+    from lss_nbdev.core.rundir import slug
+    [ckpt] = list((other/"checkpoints").glob(f"{slug(pipe.name)}-*/best.safetensors"))  # the served model's, not its twins'
     save_model(build_model(pipe.cfg.replace(**{"model.image_size": 224})), str(ckpt))
     card = json.loads((other/"model_card.json").read_text())  # a card that names this file: the size check is the one that fails
     card["models"][pipe.name]["checkpoint"] = card_entry(other, ckpt)
@@ -175,7 +176,7 @@ def test_slices_folder_and_levels(run, patient, tmp_path):
 
 def test_unknown_model_names_the_run_s_models(run, patient, tmp_path):
     folder, _ = patient
-    with pytest.raises(ValueError, match=r"--model 'nope': run .* has models \['tiny \(random init\)', 'tiny \(random init\) · anatomical target'\]"):
+    with pytest.raises(ValueError, match=r"--model 'nope': run .* has models \['tiny \(random init\)', 'tiny \(random init\) · anatomical target', 'tiny \(random init\) · anatomical target · paper decoder'\]"):
         predict(run, folder, tmp_path/"out", model="nope", verbose=False)
     lv = pd.read_csv(predict(run, folder, tmp_path/"main", model="tiny (random init)", verbose=False)/"levels.csv")
     assert len(lv) == 3
