@@ -75,7 +75,13 @@ def _headline(d):
 
 def _seeds_comparison(d):
     c = _csv(d, "seeds_comparison")
-    v = "; ".join(f"{k}: {g.verdict.iloc[0]} (patient-level p {', '.join(f'{p:.2g}' for p in g.p_value)})" for k, g in c.groupby("compared", sort=False))
+    s = _csv(d, "seeds_per_seed")
+    constant = set(s[s.distinct_grades < 2].model) if "distinct_grades" in s.columns else set()  # a head that predicted one grade at some seed
+    def verdict(k, g):
+        if k == "accuracy" and {g.model_a.iloc[0], g.model_b.iloc[0]} & constant:
+            return f"{k}: not a finding (a degenerate head: one grade for every slice)"
+        return f"{k}: {g.verdict.iloc[0]} (patient-level p {', '.join(f'{p:.2g}' for p in g.p_value)})"
+    v = "; ".join(verdict(k, g) for k, g in c.groupby("compared", sort=False))
     yield ("Is the anatomical target's difference real?", v, "`tables/seeds_comparison`")
 
 def _backbones(d):
