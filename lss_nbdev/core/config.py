@@ -145,6 +145,7 @@ class ARRGConfig:
     n_layers: int = 2  # report decoder layers (unstated)
     roi: float | None = 0.35  # side of the region around the mask the decoder sees, as a fraction of the slice side; None: whole slice
     memory_dropout: float = 0.2  # probability of dropping each memory vector in training
+    grade_prefix: bool = True  # the decoder writes after a token of the classifier's grade, so the text states that grade; False: the paper's conditioning through the grade probabilities only
     batch_size: int = 16
     cross_fit_folds: int = 3  # the decoder trains on cross-fitted predictions (K folds of training patients); < 2: on the targets and true grades
     vlm_path: bool = True  # SmolVLM / LLaVA-Med models also write findings with their own language model (LoRA), as Table 4's extra rows
