@@ -349,7 +349,8 @@ PROFILES = {
     "quick": dict(profile_name="quick", device="cpu", threads=1,
                   data=dict(n_patients=120, split_fractions=(0.42, 0.16, 0.42)),  # 50 training patients, as 72 × 0.7 were; 50 test, 19 validation
                   model=dict(d_shared=64, image_size=112, patch_size=8, roi_mm=77.0),  # 77 mm: 112 phantom pixels, the network's input
-                  train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=3, ablation_seeds=(0, 1), threads=1),
+                  train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_seeds=(0,), threads=1,
+                             ablation_pid_gains={"P only (Kp 0.05)": dict(kp=0.05, ki=0.0, kd=0.0)}),
                   arrg=dict(epochs=15, cross_fit_folds=2, vlm_path=False),
                   eval=dict(n_bootstrap=500),
                   real=dict(source="folder:data/spider_examples/cases.csv", notes="data/real_notes/radiologists_notes_1-120.csv")),

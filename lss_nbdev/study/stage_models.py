@@ -23,7 +23,7 @@ from ..evaluation.metrics import (grade_summary, segmentation_cases, ci_summary,
                                           reliability_figure, mean_sd_table, SEGMENTATION_METRICS)
 from ..evaluation.study_figures import plot_training_curves, plot_pid_trajectories
 from .engine import (Run, resolve_device, model_variants, model_key, checkpoint_dir, torch_threads, training_fingerprint,
-                                   TRAINING_KEYS)
+                                   model_label, TRAINING_KEYS)
 from ..core.rundir import atomic_write, provenance
 from .stage_data import PreprocessOutput
 
@@ -126,15 +126,18 @@ def train_variants(run:Run, splits:dict) -> dict:
     return {n: v.replace(**{"model.feature_cache": str(run.out/"cache"/"features")}) if v.model.backbone == "medsam" else v
             for n, v in model_variants(run.cfg, has_anatomy).items()}
 
-def ablation_prefix(cfg:StudyConfig, v:StudyConfig) -> int|None:
-    "Epochs of model `v` to keep for the loss ablation, which retrains the default network on the default target for `train.ablation_epochs`."
-    return cfg.train.ablation_epochs if (v.model.backbone, v.train.seg_target) == (cfg.model.backbone, cfg.train.seg_target) else None
+def ablation_prefix(base:StudyConfig, # the network the loss ablation retrains: `variants[explained_model(variants)]`
+                    v:StudyConfig)->int|None:
+    "Epochs of model `v` to keep for the loss ablation, which retrains `base` (another loss, seed or gains) for `train.ablation_epochs`."
+    same = lambda c: (c.model.backbone, c.model.decoder, c.model.roi_mm, c.train.seg_target)
+    return base.train.ablation_epochs if same(v) == same(base) else None
 
 def train_jobs(run:Run, preprocess:PreprocessOutput) -> tuple:
     "The train stage's models (name -> config) and their training jobs, the U-Net peer's last."
     sp = preprocess.splits
     variants = train_variants(run, sp)
-    return variants, [training_job(run, name, v, sp, preprocess.pseudo, keep_prefix=ablation_prefix(run.cfg, v)) for name, v in variants.items()] + peer_jobs(run, sp)
+    base = variants[explained_model(variants)]
+    return variants, [training_job(run, name, v, sp, preprocess.pseudo, keep_prefix=ablation_prefix(base, v)) for name, v in variants.items()] + peer_jobs(run, sp)
 
 @dataclass
 class TrainOutput:
@@ -241,14 +244,20 @@ def _seed_summary(seg:pd.DataFrame) -> dict:
     return by.mean().to_dict()
 
 def ablation_jobs(run:Run, preprocess:PreprocessOutput) -> tuple:
-    "The ablation's config (`train.ablation_epochs`), its runs (name, config, loss, seed or gain setting) and their training jobs."
-    cfg, sp, pseudo = run.cfg, preprocess.splits, preprocess.pseudo
-    cfg = cfg.replace(**{"train.max_epochs": cfg.train.ablation_epochs or cfg.train.max_epochs})
+    "The ablation's config (the explained model's, for `train.ablation_epochs`), its runs (name, config, loss, seed or gain setting) and their training jobs."
+    sp, pseudo = preprocess.splits, preprocess.pseudo
+    variants = train_variants(run, sp)
+    base_name = explained_model(variants)
+    base = variants[base_name]
+    cfg = base.replace(**{"train.max_epochs": base.train.ablation_epochs or base.train.max_epochs})
     runs = [(f"{loss} · seed {s}", cfg.replace(**{"loss.name": loss, "train.seed": s}), loss, s)
             for loss in SEG_LOSSES for s in cfg.train.seeds_for_ablation()]
     runs += [(f"pid_tversky · {g}", cfg.replace(**{"loss.name": "pid_tversky", **{f"loss.{k}": v for k, v in gains.items()}}),
               "pid_tversky", g) for g, gains in cfg.train.ablation_pid_gains.items()]
-    return cfg, runs, [training_job(run, f"ablation {name}", vcfg, sp, pseudo) for name, vcfg, _, _ in runs]
+    def job_name(name, v):  # a run that is a headline model at one of its seeds is that model: its cached predictions are read
+        same = v.hash(*TRAINING_KEYS) == base.replace(**{"train.seed": v.train.seed}).hash(*TRAINING_KEYS)
+        return base_name if same else f"ablation {name}"
+    return cfg, runs, [training_job(run, job_name(name, vcfg), vcfg, sp, pseudo) for name, vcfg, _, _ in runs]
 
 def stage_ablation(run:Run, preprocess:PreprocessOutput) -> AblationOutput|None:
     "Every segmentation loss over every seed (Table 6), and β trajectories across seeds and the gains of `train.ablation_pid_gains`."
@@ -265,8 +274,9 @@ def stage_ablation(run:Run, preprocess:PreprocessOutput) -> AblationOutput|None:
     metrics = [c for c in per_seed.columns if c not in ("loss", "seed", "target")]
     fmt = mean_sd_table(per_seed, ["target", "loss"], metrics)
     run.table(per_seed, "ablation_loss_per_seed", "Loss ablation: one row per loss, seed and target (macro over grades)")
-    run.table(fmt, "ablation_loss", f"Table 6: loss ablation, mean ± sd over seeds {list(cfg.train.seeds_for_ablation())} "
-              f"({cfg.train.max_epochs} epochs per run, macro over grades)")
+    run.table(fmt, "ablation_loss", f"Table 6: loss ablation of {model_label(cfg)} on the {cfg.train.seg_target} target, "
+              f"seeds {list(cfg.train.seeds_for_ablation())} (mean ± sd where more than one), up to {cfg.train.max_epochs} epochs "
+              f"per run with early stopping (patience {cfg.train.patience}), macro over grades")
     plot_pid_trajectories(pid_logs, cfg, run.figure("pid_trajectories"))
     return AblationOutput(per_seed=per_seed)
 
