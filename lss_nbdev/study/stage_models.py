@@ -268,10 +268,10 @@ def stage_ablation(run:Run, preprocess:PreprocessOutput) -> AblationOutput|None:
         if isinstance(seed, str): continue
         ev = evaluate_model(cfg, preprocess, name, pred)
         for target, g in ev["seg"].groupby("target"):
-            rows.append(dict(loss=loss, seed=seed, target=target, **_seed_summary(g),
-                             accuracy=float(np.mean(np.array(ev["head"]) == np.array(ev["y_true"])))))
+            rows.append(dict(loss=loss, seed=seed, target=target, trained_on=cfg.train.seg_target, epochs=len(pred["log"]),
+                             max_epochs=cfg.train.max_epochs, **_seed_summary(g), **grade_summary(ev["y_true"], ev["head"])))
     per_seed = pd.DataFrame(rows)
-    metrics = [c for c in per_seed.columns if c not in ("loss", "seed", "target")]
+    metrics = [c for c in per_seed.columns if c not in ("loss", "seed", "target", "trained_on", "max_epochs", "degenerate")]
     fmt = mean_sd_table(per_seed, ["target", "loss"], metrics)
     run.table(per_seed, "ablation_loss_per_seed", "Loss ablation: one row per loss, seed and target (macro over grades)")
     run.table(fmt, "ablation_loss", f"Table 6: loss ablation of {model_label(cfg)} on the {cfg.train.seg_target} target, "
