@@ -160,6 +160,7 @@ class EvalConfig:
     calibration_bins: int = 10  # reliability diagram and ECE
     mcnemar_exact: bool | None = None  # None: exact binomial when discordant pairs < 25, else chi-square
     stability_n: int = 3  # perturbed copies per test slice in the stability check
+    localisation_cases: int | None = None  # test slices the localisation stage scores per model: a seeded draw, the same number per grade; None: all
 
 @dataclass
 class RealConfig:
@@ -352,6 +353,6 @@ PROFILES = {
                   train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_seeds=(0,), threads=1,
                              ablation_pid_gains={"P only (Kp 0.05)": dict(kp=0.05, ki=0.0, kd=0.0)}),
                   arrg=dict(epochs=15, cross_fit_folds=2, vlm_path=False),
-                  eval=dict(n_bootstrap=500),
+                  eval=dict(n_bootstrap=500, localisation_cases=45),  # 15 test slices per grade: the localisation stage's maps and deletion curves cost ~1.5 s per slice and model
                   real=dict(source="folder:data/spider_examples/cases.csv", notes="data/real_notes/radiologists_notes_1-120.csv")),
 }

@@ -18,7 +18,7 @@ from .stage_models import explained_model, EvaluateOutput, TrainOutput
 from .stage_data import PreprocessOutput
 
 # %% auto #0
-__all__ = ['ExplainOutput', 'LocalisationOutput', 'stage_explain', 'stage_localisation']
+__all__ = ['ExplainOutput', 'LocalisationOutput', 'stage_explain', 'localisation_sample', 'stage_localisation']
 
 # %% ../../nbs/26d_stage_explain.ipynb #175f1fe6
 @dataclass
@@ -97,6 +97,17 @@ def _predictor(model, cases:list):
     return predict
 
 # %% ../../nbs/26d_stage_explain.ipynb #6f8b0d21
+def localisation_sample(cases:list, # the test split's cases
+                        n:int|None, # slices to keep, the same number per grade (fewer where a grade has fewer); None: all
+                        seed:int=0)->list:
+    "A seeded draw of `n` test slices, equal per grade, in the split's order: the localisation stage's budget (`eval.localisation_cases`)."
+    if n is None or n >= len(cases): return list(cases)
+    rng, keep = np.random.default_rng(seed), set()
+    for g in GRADES:
+        idx = [i for i, c in enumerate(cases) if c.grade == g]
+        keep.update(int(i) for i in rng.permutation(idx)[:n // len(GRADES)])
+    return [c for i, c in enumerate(cases) if i in keep]
+
 def _split_targets(cases:list, pseudo:dict)->tuple:
     if all(c.mask is not None for c in cases): return [c.mask for c in cases], "anatomical"
     return [pseudo[c.case_id] for c in cases], "pseudo-mask"
@@ -107,8 +118,9 @@ def stage_localisation(run:Run, preprocess:PreprocessOutput, train:TrainOutput, 
     if not sp.get("test") or not sp.get("val"): return None
     s = LOC_SETTINGS
     models = {n: load_trained(run, n, v) for n, v in variants.items()}
+    scored = dict(val=sp["val"], test=localisation_sample(sp["test"], cfg.eval.localisation_cases, cfg.eval.seed))
     def view(m, split):  # the split as model m sees it, and its targets there
-        cases, pz = crop_cases(sp[split], m.region_prior(), preprocess.pseudo)
+        cases, pz = crop_cases(scored[split], m.region_prior(), preprocess.pseudo)
         return (cases, *_split_targets(cases, pz))
     val = []
     for n, m in models.items():
@@ -130,7 +142,8 @@ def stage_localisation(run:Run, preprocess:PreprocessOutput, train:TrainOutput, 
     per_case = pd.concat(per_case, ignore_index=True)
     summary = localisation_summary(per_case, n=cfg.eval.n_bootstrap, seed=cfg.eval.seed, level=cfg.eval.ci)
     table = localisation_table(summary).assign(kept=lambda d: d.method == kept)
-    run.table(table, "explanations", f"Localisation of explanations on the test split ({tname} masks): mass ratio and ring ratio "
+    run.table(table, "explanations", f"Localisation of explanations on {len(scored['test'])} of the test split's {len(sp['test'])} slices (a seeded draw, equal per grade: "
+              f"eval.localisation_cases) against {tname} masks: mass ratio and ring ratio "
               f"(1 = chance), pointing game (±{s['tol_px']} px), deletion AUC of the predicted grade (map order vs random; "
               f"{s['steps']} steps, blurred cells), patient-level {cfg.eval.ci:.0%} CIs; relevance variant chosen on validation: {kept}")
     run.table(summary, "explanations_by_grade", "Localisation of explanations per grade (patient-level cluster bootstrap)")
