@@ -172,7 +172,7 @@ def _notes(d):
 def _real(d):
     t = _csv(d, "real_segmentation_summary")
     dice = next(c for c in t.columns if c.startswith("Dice"))
-    yield ("Real canal masks (the real-data stage)", "Dice against the real mask (patient-level 95 % CI): " +
+    yield ("Real canal masks (the real-data stage)", "Dice against the real mask, cross-validated over patients (per patient in 3D, mean over patients; a patient-bootstrap 95 % CI with ≥ 10 tested patients, else the per-patient values): " +
            "; ".join(f"{r.model} {r[dice]}" for _, r in t.iterrows()), "`tables/real_segmentation_summary`, `figures/real_overlays.png`")
 
 def _explanations(d):
