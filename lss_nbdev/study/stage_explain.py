@@ -13,6 +13,7 @@ from ..evaluation.localisation_results import (localisation_summary, localisatio
 from ..evaluation.calibration import fit_temperature, apply_temperature, calibration_report, prediction_stability, paper_perturbation
 from ..evaluation.explain import overlay_figure, evidence_record, evidence_table, evidence_figure, failure_cases, relevance_heatmap
 from .engine import Run, load_trained
+from ..evaluation.metrics import grade_summary
 from ..model.region import crop_cases, from_slice, paste, to_slice
 from .stage_models import explained_model, EvaluateOutput, TrainOutput
 from .stage_data import PreprocessOutput
@@ -48,7 +49,7 @@ def stage_explain(run:Run, preprocess:PreprocessOutput, train:TrainOutput, evalu
         calibrated[name], temperatures[name] = apply_temperature(p["grade_probs"], ts.temperature), ts.temperature
         rep = calibration_report(evals[name]["y_true"], p["grade_probs"], calibrated[name], cfg.eval.calibration_bins)
         cal.append(rep.rename_axis("calibration").reset_index().assign(model=name, temperature=ts.temperature,
-                                                                        degenerate=len(set(evals[name]["head"])) < 2))
+                                                                        degenerate=grade_summary(evals[name]["y_true"], evals[name]["head"])["degenerate"]))
     cal = pd.concat(cal)
     run.table(cal[["model", "temperature"] + [c for c in cal.columns if c not in ("model", "temperature")]], "calibration",
               "Grade confidence before and after temperature scaling (temperature fitted on the validation split); a degenerate "
@@ -78,7 +79,7 @@ def stage_explain(run:Run, preprocess:PreprocessOutput, train:TrainOutput, evalu
     run.table(failure_cases(per_case, k=3), "failure_cases", f"Failure cases of '{name}': confidently wrong grades and worst Dice")
     stab = prediction_stability(_predictor(model, test), list(test), n=cfg.eval.stability_n, rng=cfg.eval.seed,
                                 augment_fn=paper_perturbation(cfg))
-    degenerate = len(set(evals[name]["head"])) < 2
+    degenerate = grade_summary(evals[name]["y_true"], evals[name]["head"])["degenerate"]
     run.table(stab.assign(degenerate=degenerate), "stability", f"Stability of '{name}' under perturbations within the paper's augmentation ranges "
               f"({cfg.eval.stability_n} per test slice): grade flip rate and Dice between original and perturbed masks"
               + (" (its grade head is degenerate: the flip rate of a constant is not a finding)" if degenerate else ""))

@@ -16,7 +16,7 @@ from ..model.train import build_model, network_inputs, fit, predict, copy_checkp
 from ..model.region import to_slice, region_misses, fit_region_prior, crop_cases
 from ..model.train import seg_targets
 from ..model.unet_peer import build_unet, fit_unet, predict_unet
-from ..model.ruler import AreaRuler
+from ..model.ruler import AreaRuler, sac_area_mm2
 from ..evaluation.stats import pairwise_tests, patient_means, detectable_difference
 from ..core.grades import GRADE_NAMES
 from ..evaluation.metrics import (grade_summary, segmentation_cases, ci_summary, ci_table, classification_table, classification_figure,
@@ -28,11 +28,11 @@ from ..core.rundir import atomic_write, provenance
 from .stage_data import PreprocessOutput
 
 # %% auto #0
-__all__ = ['UNET_PEER', 'GRADE_SOURCES', 'prefix_dir', 'train_and_predict', 'tensors_targets', 'training_job', 'train_unet_peer',
-           'peer_jobs', 'evaluate_model', 'explained_model', 'train_variants', 'ablation_prefix', 'train_jobs',
-           'TrainOutput', 'EvaluateOutput', 'AblationOutput', 'StatisticsOutput', 'stage_train', 'stage_evaluate',
-           'majority_grade', 'grade_heads_table', 'write_ruler_table', 'write_evaluation_tables', 'ablation_jobs',
-           'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics']
+__all__ = ['UNET_PEER', 'GRADE_SOURCES', 'prefix_dir', 'train_and_predict', 'training_job', 'train_unet_peer', 'peer_jobs',
+           'evaluate_model', 'explained_model', 'train_variants', 'ablation_prefix', 'train_jobs', 'TrainOutput',
+           'EvaluateOutput', 'AblationOutput', 'StatisticsOutput', 'stage_train', 'stage_evaluate', 'majority_grade',
+           'grade_heads_table', 'write_ruler_table', 'write_evaluation_tables', 'ablation_jobs', 'stage_ablation',
+           'paired_tests', 'power_table', 'stage_statistics']
 
 # %% ../../nbs/26c_stage_models.ipynb #848a9110
 def prefix_dir(run:Run, cfg:StudyConfig, splits:dict, epochs:int, *extra_keys:str) -> Path:
@@ -64,12 +64,8 @@ def train_and_predict(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:di
     return dict(log=log, mask_probs=probs, grade_probs=pr["grade_probs"], relevance=pr["relevance"], area_mm2=pr["area_mm2"],
                 train_area_mm2=seen["area_mm2"], train_grades=[c.grade for c in splits["train"]],
                 val_grade_probs=val["grade_probs"], grid=model.backbone.image_size // model.backbone.patch_size,
-                region=prior, region_misses=region_misses(prior, splits["test"], [m > 0.5 for m in tensors_targets(splits["test"], cfg, pseudo)]),
+                region=prior, region_misses=region_misses(prior, splits["test"], seg_targets(splits["test"], cfg.train.seg_target, pseudo)),
                 epochs_trained=len(log) - before, train_images=len(tensors["train"]))
-
-def tensors_targets(cases:list, cfg:StudyConfig, pseudo:dict) -> list:
-    "Each case's segmentation target on the whole slice (the true mask, or its pseudo-mask)."
-    return [np.asarray(c.mask if cfg.train.seg_target == "anatomical" else pseudo[c.case_id], np.float32) for c in cases]
 
 def training_job(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:dict, *extra_keys:str, keep_prefix:int|None=None) -> tuple:
     "The `Run.cache_many` job that trains one model and predicts its test split, cached under its `model_key`."
@@ -88,7 +84,7 @@ def train_unet_peer(run:Run, cfg:StudyConfig, splits:dict, progress:bool=True) -
         log = fit_unet(model, views["train"], views["val"], cfg, out, device=resolve_device(cfg), progress=progress)
         atomic_write(out/"provenance.json", json.dumps(dict(model=UNET_PEER, **provenance()), indent=1))
         test, seen = predict_unet(model, views["test"]), predict_unet(model, views["train"])
-    area = lambda probs, cases: np.array([float((q > 0.5).sum()) * c.pixel_spacing[0] * c.pixel_spacing[1] for q, c in zip(probs, cases)])
+    area = lambda probs, cases: np.array([sac_area_mm2(q, c.pixel_spacing[0] * c.pixel_spacing[1]) for q, c in zip(probs, cases)])
     return dict(log=log, mask_probs=[to_slice(q, v, c.raw.shape) for q, v, c in zip(test, views["test"], splits["test"])],
                 area_mm2=area(test, views["test"]), train_area_mm2=area(seen, views["train"]), train_grades=[c.grade for c in splits["train"]],
                 region=prior, region_misses=region_misses(prior, splits["test"]))
@@ -310,7 +306,7 @@ def stage_statistics(run:Run, evaluate:EvaluateOutput) -> StatisticsOutput|None:
     patients = pd.Series(first["patients"], index=ids)
     y_true = pd.Series(first["y_true"], index=ids)
     heads = {n: pd.Series(evals[n]["head"], index=ids) for n in names}
-    constant = {n for n in names if evals[n]["head"] and len(set(evals[n]["head"])) < 2}
+    constant = {n for n in names if evals[n]["head"] and grade_summary(evals[n]["y_true"], evals[n]["head"])["degenerate"]}
     grade = paired_tests(heads, patients, "grade head predictions", y_true=y_true, exact=run.cfg.eval.mcnemar_exact)
     grade["note"] = [("degenerate head (one grade for every slice): not a finding" if {a, b} & constant else "")
                      for a, b in zip(grade.model_a, grade.model_b)]
