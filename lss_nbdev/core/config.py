@@ -168,7 +168,7 @@ class RealConfig:
     image_size: int = 224  # input side of LSSNet and the U-Net on the real slices (the canal is ~26 px wide at 640 px)
     patch_size: int = 16  # tiny backbone's patch (medsam pools its 64×64 map to image_size / patch_size)
     max_epochs: int | None = None  # None: train.max_epochs
-    split_fractions: tuple = (0.5, 0.17, 0.33)  # train, val, test patients (the 6 shipped patients: 3 / 1 / 2)
+    split_fractions: tuple = (0.5, 0.17, 0.33)  # train, val, test patients (the 21 shipped patients: 10 / 4 / 7)
     seed: int = 0  # seed of the patient split
     box_margin_px: int = 5  # LiteMedSAM box prompts: pixels added around a mask's bounding box (unstated)
     notes: str | None = None  # a real notes file whose grade distribution the study writes beside its own notes
