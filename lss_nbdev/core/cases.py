@@ -13,8 +13,8 @@ from .grades import GRADES, GRADE_NAMES
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['normalise_image', 'Case', 'Skipped', 'pixel_hash', 'Cohort', 'split_by_patient', 'patient_folds', 'fold_splits',
-           'finish_cohort']
+__all__ = ['normalise_image', 'Case', 'Skipped', 'pixel_hash', 'Cohort', 'check_patients', 'split_by_patient', 'patient_folds',
+           'fold_splits', 'finish_cohort']
 
 # %% ../../nbs/02_cases.ipynb #87881437
 def normalise_image(raw:np.ndarray, # H×W intensities, any numeric dtype
@@ -171,6 +171,15 @@ def _refuse_shared(cohort:Cohort):
                          + ", ".join(f"{r.case_id} ({r.source or 'no source'})" for r in one.itertuples())
                          + f"; a patient split could put it in two splits ({shared.image.nunique()} such image(s), "
                          "see Cohort.shared_images()): remove the copies from the input")
+def check_patients(cohort:Cohort, # the cohort to be split
+                   fractions=(0.7, 0.15, 0.15), # train, val, test fractions of patients
+                  ):
+    "`ValueError` when the cohort has fewer patients than the non-empty splits `fractions` asks for (each needs a patient of its own)."
+    need, pats = int((np.asarray(fractions, dtype=float) > 0).sum()), cohort.patients
+    if len(pats) < need:
+        raise ValueError(f"cohort {cohort.name!r}: {len(pats)} patient(s) {pats} ({len(cohort)} cases), but a patient split into "
+                         f"{need} parts (fractions {tuple(float(f) for f in fractions)}) needs at least {need} patients; "
+                         "slices of one patient cannot be split apart (they would leak)")
 
 def split_by_patient(cohort:Cohort, # the cohort to split
                      fractions=(0.7, 0.15, 0.15), # train, val, test fractions of patients
@@ -181,6 +190,7 @@ def split_by_patient(cohort:Cohort, # the cohort to split
     if len(fr) != 3 or (fr < 0).any() or not np.isclose(fr.sum(), 1):
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, found {tuple(fractions)}")
     _refuse_shared(cohort)
+    check_patients(cohort, fractions)
     worst = {}
     for c in cohort:
         w = worst.get(c.patient_id)
