@@ -38,5 +38,7 @@ def test_real_stage_on_a_folder_of_mixed_slice_sizes(tmp_path):
     assert summary.Dice.astype(str).str.match(r"^\d").all()  # Dice as the first number of its cell
     assert "U-Net (MONAI, Dice + CE)" in set(summary.model)
     per_case = pd.read_csv(out/"tables/real_segmentation_per_case.csv")
-    assert per_case.case_id.nunique() == 2  # the test patient's two slices, one of each size
+    assert per_case.case_id.nunique() == 6  # cross-validated: every patient's two slices (one of each size) tested once
+    assert (per_case.groupby(["model", "case_id"]).size() == 1).all()
+    assert per_case.groupby("case_id").fold.nunique().eq(1).all()
     assert (out/"tables/real_explanations.csv").exists() and (out/"figures/real_overlays.png").exists()
