@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import json
 import numpy as np, pandas as pd
+import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 from ..core.config import StudyConfig
 from ..core.cases import Cohort, fold_splits
@@ -18,6 +19,7 @@ from ..evaluation.stats import bootstrap_ci, cluster_bootstrap_ci, wilcoxon, pat
 from statsmodels.stats.multitest import multipletests
 from ..evaluation.localisation import localisation_cases, XATTN_VARIANTS, CAM_METHODS, BASELINES, LOC_SETTINGS
 from ..evaluation.study_figures import plot_real_overlays
+from ..evaluation.canal_levels import level_measures, level_agreement, bland_altman_figure
 from ..model.unet_peer import build_unet, fit_unet, predict_unet
 from ..model.medsam import mask_box, medsam_box_segment
 from .engine import (Run, load_real_cohort, resolve_device, model_label, with_backbone, model_key, checkpoint_dir,
@@ -27,7 +29,8 @@ from .stage_models import training_job
 
 # %% auto #0
 __all__ = ['REAL_KEYS', 'UNET', 'MIN_PATIENTS_FOR_CI', 'real_variants', 'fold_name', 'band_boxes', 'train_unet', 'real_jobs',
-           'with_counts', 'patient_table', 'real_summary', 'real_paired_tests', 'RealOutput', 'stage_real']
+           'with_counts', 'patient_table', 'real_summary', 'real_paired_tests', 'canal_levels', 'RealOutput',
+           'stage_real']
 
 # %% ../../nbs/26e_stage_real.ipynb #f94c56d9
 def real_variants(cfg:StudyConfig, feature_cache=None) -> dict:
@@ -175,6 +178,19 @@ def real_paired_tests(per_patient:pd.DataFrame, best:str, n_resamples:int=9999, 
     df["p_holm"] = df.groupby("family").p_value.transform(lambda p: multipletests(p, method="holm")[1])
     return df.drop(columns="family").assign(comparison="per-patient 3D Dice vs the real mask")
 
+# %% ../../nbs/26e_stage_real.ipynb #fca71b86
+def canal_levels(cases:list, # the tested slices (each patient's slices, every patient once)
+                 probs:dict, # model name -> mask probabilities, one per case, at the case's size
+                 threshold:float=0.5)->tuple|None:
+    "(expert per-level measures, every model's per-level measures) on each patient's mid-sagittal slice; None when the cohort has no label images."
+    if not cases or any(not c.meta.get("label_source") or c.mask is None for c in cases): return None
+    rows = pd.DataFrame([dict(patient_id=c.patient_id, path=str(c.source), label_path=c.meta["label_source"], mask_path="",
+                              pixel_spacing=float(c.pixel_spacing[0])) for c in cases])
+    expert = level_measures(rows, {str(c.source): c.mask for c in cases})
+    models = pd.concat([level_measures(rows, {str(c.source): p > threshold for c, p in zip(cases, ps)}).assign(model=n)
+                        for n, ps in probs.items()], ignore_index=True)
+    return expert, models
+
 # %% ../../nbs/26e_stage_real.ipynb #b70720ed
 @dataclass
 class RealOutput:
@@ -228,6 +244,18 @@ def stage_real(run:Run) -> RealOutput|None:
     run.table(real_paired_tests(per_patient, best, seed=cfg.eval.seed), "real_statistics",
               f"{best} (the best mean validation Dice over the folds) against every other row on per-patient 3D Dice: Wilcoxon "
               "signed-rank and the sign-flip permutation test, Holm-adjusted within each; n = patients")
+    levels = canal_levels(test, probs)
+    if levels is not None:
+        expert, measured = levels
+        run.table(pd.concat([expert.assign(model="expert mask"), measured], ignore_index=True), "real_canal_levels",
+                  f"The canal's antero-posterior diameter (mm) at each disc of each patient's mid-sagittal slice and at the mid-vertebral "
+                  f"levels beside it, from the expert mask and from every model's cross-validated mask ({where}); discs from the expert "
+                  "label image, levels named by counting from caudal (assumes no transitional vertebra)")
+        run.table(level_agreement(expert, measured), "real_canal_level_agreement", "Per-level AP diameter at the disc: each model's "
+                  "mask against the expert's, on the same lines (mean absolute difference and bias in mm, 95 % limits of agreement, "
+                  "ICC(2,1)); n = patient × level pairs measurable in both")
+        fig = bland_altman_figure(expert, measured)
+        fig.savefig(run.figure("real_canal_levels_bland_altman"), dpi=110); plt.close(fig)
     loc = pd.concat([_real_localisation(run, f"real {fold_name(i, k)} {name}", v, list(sp["test"])).assign(model=name)
                      for i, sp in enumerate(folds) for name, v in variants.items()], ignore_index=True)
     metrics = ["mass_ratio", "ring_ratio", "pointing"]
