@@ -17,7 +17,8 @@ from ..evaluation.localisation import localisation_cases, XATTN_VARIANTS, CAM_ME
 from ..evaluation.study_figures import plot_real_overlays
 from ..model.unet_peer import build_unet, fit_unet, predict_unet
 from ..model.medsam import mask_box, medsam_box_segment
-from .engine import (Run, load_real_cohort, resolve_device, model_label, with_backbone, model_key, checkpoint_dir,
+from .data_sources import load_real_cohort
+from .engine import (Run, resolve_device, model_label, with_backbone, model_key, checkpoint_dir,
                                    load_trained, torch_threads)
 from ..core.rundir import atomic_write, provenance
 from .stage_models import training_job, paired_tests
