@@ -96,6 +96,7 @@ def test_ids_from_a_folder_csv_stay_inside_the_run(tmp_path):
     src = Path(__file__).resolve().parents[1]/"data/spider_examples"
     data = tmp_path/"data"; shutil.copytree(src, data)
     df = pd.read_csv(data/"cases.csv")
+    df = df[df.patient_id.isin(df.patient_id.unique()[:6])]  # six patients are enough here (and denoise in seconds)
     df.loc[df.patient_id == df.patient_id.iloc[0], "patient_id"] = "../../../../ESCAPED"
     df["grade"] = [("A", "BC", "D")[i % 3] for i in range(len(df))]  # graded, so that the preprocessing stage denoises it
     df.to_csv(data/"cases.csv", index=False)

@@ -13,7 +13,8 @@ from .grades import GRADES, GRADE_NAMES
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['normalise_image', 'Case', 'Skipped', 'pixel_hash', 'Cohort', 'split_by_patient', 'finish_cohort']
+__all__ = ['normalise_image', 'Case', 'Skipped', 'pixel_hash', 'Cohort', 'check_patients', 'split_by_patient', 'patient_folds',
+           'fold_splits', 'finish_cohort']
 
 # %% ../../nbs/02_cases.ipynb #87881437
 def normalise_image(raw:np.ndarray, # H×W intensities, any numeric dtype
@@ -161,6 +162,25 @@ class Cohort:
 # %% ../../nbs/02_cases.ipynb #856abb4f
 _SEVERITY = {g: i for i, g in enumerate(GRADES)}
 
+def _refuse_shared(cohort:Cohort):
+    "A ValueError naming the patients and files where one image is under two patients (a patient split could leak it)."
+    shared = cohort.shared_images()
+    if len(shared):
+        one = shared[shared.image == shared.image.iloc[0]]
+        raise ValueError(f"cohort {cohort.name!r}: one image is under patients {sorted(set(one.patient_id))}: "
+                         + ", ".join(f"{r.case_id} ({r.source or 'no source'})" for r in one.itertuples())
+                         + f"; a patient split could put it in two splits ({shared.image.nunique()} such image(s), "
+                         "see Cohort.shared_images()): remove the copies from the input")
+def check_patients(cohort:Cohort, # the cohort to be split
+                   fractions=(0.7, 0.15, 0.15), # train, val, test fractions of patients
+                  ):
+    "`ValueError` when the cohort has fewer patients than the non-empty splits `fractions` asks for (each needs a patient of its own)."
+    need, pats = int((np.asarray(fractions, dtype=float) > 0).sum()), cohort.patients
+    if len(pats) < need:
+        raise ValueError(f"cohort {cohort.name!r}: {len(pats)} patient(s) {pats} ({len(cohort)} cases), but a patient split into "
+                         f"{need} parts (fractions {tuple(float(f) for f in fractions)}) needs at least {need} patients; "
+                         "slices of one patient cannot be split apart (they would leak)")
+
 def split_by_patient(cohort:Cohort, # the cohort to split
                      fractions=(0.7, 0.15, 0.15), # train, val, test fractions of patients
                      seed:int=0, # seed of the shuffle
@@ -169,13 +189,8 @@ def split_by_patient(cohort:Cohort, # the cohort to split
     fr = np.asarray(fractions, dtype=float)
     if len(fr) != 3 or (fr < 0).any() or not np.isclose(fr.sum(), 1):
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, found {tuple(fractions)}")
-    shared = cohort.shared_images()
-    if len(shared):
-        one = shared[shared.image == shared.image.iloc[0]]
-        raise ValueError(f"cohort {cohort.name!r}: one image is under patients {sorted(set(one.patient_id))}: "
-                         + ", ".join(f"{r.case_id} ({r.source or 'no source'})" for r in one.itertuples())
-                         + f"; a patient split could put it in two splits ({shared.image.nunique()} such image(s), "
-                         "see Cohort.shared_images()): remove the copies from the input")
+    _refuse_shared(cohort)
+    check_patients(cohort, fractions)
     worst = {}
     for c in cohort:
         w = worst.get(c.patient_id)
@@ -197,6 +212,41 @@ def split_by_patient(cohort:Cohort, # the cohort to split
     seen = [set(splits[s].patients) for s in splits]
     assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2]), "a patient crosses splits"
     return splits
+
+# %% ../../nbs/02_cases.ipynb #4d9d735a
+def patient_folds(patient_ids, # patient ids (repeats allowed: one per slice is fine)
+                  k:int, # folds, 2 <= k <= number of patients; k = patients: leave-one-patient-out
+                  seed:int=0, # seed of the one shuffle
+                 )->list: # k sorted lists of patient ids, a partition of the patients
+    "Deterministic folds over patients: every patient in exactly one fold, fold sizes differing by at most one."
+    pats = sorted(set(patient_ids))
+    if not isinstance(k, (int, np.integer)) or k < 2 or k > len(pats):
+        raise ValueError(f"k={k!r} folds over {len(pats)} patients: k must be an integer from 2 to the number of patients "
+                         f"({len(pats)}, leave-one-patient-out)" + ("; a cross-validation needs at least 2 patients" if len(pats) < 2 else ""))
+    rng = np.random.default_rng(seed)
+    order = [pats[i] for i in rng.permutation(len(pats))]
+    return [sorted(order[i::k]) for i in range(k)]
+
+def fold_splits(cohort:Cohort, # the cohort to cross-validate
+                k:int, # folds over its patients (`patient_folds`)
+                seed:int=0, # seed of the folds and of each fold's validation patients
+                val_fraction:float=0.2, # of each fold's training patients, held out (by patient) for early stopping
+               )->list: # k dicts {"train", "val", "test": Cohort}; fold i's test split is `patient_folds(...)[i]`
+    "Patient-level cross-validation splits: each fold's patients tested once, its validation patients drawn from the other folds' patients only."
+    if not 0 < val_fraction < 1: raise ValueError(f"val_fraction must be in (0, 1), found {val_fraction}")
+    _refuse_shared(cohort)
+    folds, out = patient_folds(cohort.patients, k, seed), []
+    for i, test in enumerate(folds):
+        rest = sorted(p for f in folds[:i] + folds[i + 1:] for p in f)
+        if len(rest) < 2:
+            raise ValueError(f"fold {i + 1} of {k}: {len(rest)} training patient(s); a fold needs at least 2 (one for validation)")
+        rng = np.random.default_rng([seed, i])
+        n_val = min(len(rest) - 1, max(1, int(round(val_fraction * len(rest)))))
+        val = set(rest[j] for j in rng.permutation(len(rest))[:n_val])
+        role = {**{p: "test" for p in test}, **{p: "val" if p in val else "train" for p in rest}}
+        out.append({s: cohort.filter(lambda c, s=s: role[c.patient_id] == s, name=f"{cohort.name}/fold {i + 1} of {k}/{s}")
+                    for s in ("train", "val", "test")})
+    return out
 
 # %% ../../nbs/02_cases.ipynb #bd3dc9be
 def finish_cohort(name:str, # the cohort's name, e.g. "mendeley"

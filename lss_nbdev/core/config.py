@@ -145,6 +145,7 @@ class ARRGConfig:
     n_layers: int = 2  # report decoder layers (unstated)
     roi: float | None = 0.35  # side of the region around the mask the decoder sees, as a fraction of the slice side; None: whole slice
     memory_dropout: float = 0.2  # probability of dropping each memory vector in training
+    grade_prefix: bool = True  # the decoder writes after a token of the classifier's grade, so the text states that grade; False: the paper's conditioning through the grade probabilities only
     batch_size: int = 16
     cross_fit_folds: int = 3  # the decoder trains on cross-fitted predictions (K folds of training patients); < 2: on the targets and true grades
     vlm_path: bool = True  # SmolVLM / LLaVA-Med models also write findings with their own language model (LoRA), as Table 4's extra rows
@@ -159,6 +160,7 @@ class EvalConfig:
     calibration_bins: int = 10  # reliability diagram and ECE
     mcnemar_exact: bool | None = None  # None: exact binomial when discordant pairs < 25, else chi-square
     stability_n: int = 3  # perturbed copies per test slice in the stability check
+    localisation_cases: int | None = None  # test slices the localisation stage scores per model: a seeded draw, the same number per grade; None: all
 
 @dataclass
 class RealConfig:
@@ -168,8 +170,10 @@ class RealConfig:
     image_size: int = 224  # input side of LSSNet and the U-Net on the real slices (the canal is ~26 px wide at 640 px)
     patch_size: int = 16  # tiny backbone's patch (medsam pools its 64×64 map to image_size / patch_size)
     max_epochs: int | None = None  # None: train.max_epochs
-    split_fractions: tuple = (0.5, 0.17, 0.33)  # train, val, test patients (the 6 shipped patients: 3 / 1 / 2)
-    seed: int = 0  # seed of the patient split
+    folds: int = 5  # cross-validation over patients: every patient tested once, by models trained on the other folds' patients
+    val_fraction: float = 0.2  # of each fold's training patients, held out by patient for early stopping (at least one)
+    seed: int = 0  # seed of the folds and of each fold's validation patients
+    medsam_boxes: bool = True  # the LiteMedSAM box-prompt rows (its encoder runs once on every slice: seconds per slice on a CPU)
     box_margin_px: int = 5  # LiteMedSAM box prompts: pixels added around a mask's bounding box (unstated)
     notes: str | None = None  # a real notes file whose grade distribution the study writes beside its own notes
 
@@ -208,6 +212,8 @@ LIMITS = {  # numeric settings with a range, checked when a config is built: key
     "arrg.lr": (_rate, "a finite number >= 0"),
     "arrg.weight_decay": (_rate, "a finite number >= 0"),
     "real.max_epochs": (_at_least(1), "an integer >= 1 or None"),
+    "real.folds": (_at_least(2), "an integer >= 2 (at most the real cohort's patients)"),
+    "real.val_fraction": (lambda v: 0 < v < 1, "a number in (0, 1)"),
     "eval.n_bootstrap": (_at_least(0), "an integer >= 0"),
     "model.roi_mm": (lambda v: v is None or (math.isfinite(v) and v > 0), "a positive number of mm or None"),
     "eval.ci": (lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
@@ -348,8 +354,10 @@ PROFILES = {
     "quick": dict(profile_name="quick", device="cpu", threads=1,
                   data=dict(n_patients=120, split_fractions=(0.42, 0.16, 0.42)),  # 50 training patients, as 72 × 0.7 were; 50 test, 19 validation
                   model=dict(d_shared=64, image_size=112, patch_size=8, roi_mm=77.0),  # 77 mm: 112 phantom pixels, the network's input
-                  train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_epochs=3, ablation_seeds=(0, 1), threads=1),
+                  train=dict(max_epochs=20, patience=5, batch_size=8, lr_encoder=1e-3, ablation_seeds=(0,), threads=1,
+                             ablation_pid_gains={"P only (Kp 0.05)": dict(kp=0.05, ki=0.0, kd=0.0)}),
                   arrg=dict(epochs=15, cross_fit_folds=2, vlm_path=False),
-                  eval=dict(n_bootstrap=500),
-                  real=dict(source="folder:data/spider_examples/cases.csv", notes="data/real_notes/radiologists_notes_1-120.csv")),
+                  eval=dict(n_bootstrap=500, localisation_cases=45),  # 15 test slices per grade: the localisation stage's maps and deletion curves cost ~1.5 s per slice and model
+                  real=dict(source="folder:data/spider_examples/cases.csv", notes="data/real_notes/radiologists_notes_1-120.csv",
+                            folds=3, image_size=160, max_epochs=6, backbones=("tiny",), medsam_boxes=False)),  # cost on 2 CPU cores (26e)
 }

@@ -11,8 +11,8 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from pydicom.misc import is_dicom
 
 # %% auto #0
-__all__ = ['read_dicom_header', 'dicom_pixel_spacing', 'read_dicom_pixels', 'slice_plane', 'read_image_file', 'write_dicom_slice',
-           'fake_axial_slice']
+__all__ = ['BINARY_MASK_VALUES', 'read_dicom_header', 'dicom_pixel_spacing', 'read_dicom_pixels', 'slice_plane',
+           'read_image_file', 'MaskValuesError', 'read_mask_file', 'write_dicom_slice', 'fake_axial_slice']
 
 # %% ../../nbs/03_image_io.ipynb #787669df
 def read_dicom_header(path, # a DICOM file (.dcm, .ima, or no extension)
@@ -66,6 +66,26 @@ def read_image_file(path, # PNG/JPEG/TIFF (any OpenCV format) or DICOM
     if a.ndim == 3 and a.shape[2] == 1: a = a[..., 0]
     elif a.ndim == 3: a = cv2.cvtColor(a, cv2.COLOR_BGRA2GRAY if a.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
     return a, None
+
+# %% ../../nbs/03_image_io.ipynb #d7cf7da4
+BINARY_MASK_VALUES = ({0, 1}, {0, 255})  # the value sets a binary mask file may hold (any subset of one of them)
+
+class MaskValuesError(ValueError):
+    "A mask file read as a mask that is not one: non-binary values and no label named (a loader stops on it rather than skipping the case)."
+
+def read_mask_file(path, # a mask image file (PNG, TIFF, ..., or DICOM)
+                   label:int|None=None, # None: the file must be binary; an int: the label of a label map to take
+                  )->np.ndarray: # H×W bool
+    "A true mask from a file: binary values ({0, 1} or {0, 255}) as they are, or one label of a label map; `ValueError` naming the file otherwise."
+    a = read_image_file(path)[0]
+    if label is not None:
+        if isinstance(label, bool) or float(label) != int(label): raise MaskValuesError(f"mask {path}: label {label!r} is not an integer")
+        return a == int(label)
+    vals = np.unique(a)
+    if any(set(vals.tolist()) <= s for s in BINARY_MASK_VALUES): return a > 0
+    shown = ", ".join(str(v) for v in vals[:8].tolist()) + (f", ... ({len(vals)} values)" if len(vals) > 8 else "")
+    raise MaskValuesError(f"mask {path}: values [{shown}] are not binary ({{0, 1}} or {{0, 255}}); a label map or an anti-aliased mask? "
+                     "name the label to take (e.g. the folder CSV's mask_label column)")
 
 # %% ../../nbs/03_image_io.ipynb #2d7fd241
 def write_dicom_slice(path, # where to write (.ima or .dcm)

@@ -11,10 +11,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 from ..core.grades import parse_grade, canonical_level
 from ..core.cases import Case, Cohort, Skipped, finish_cohort
-from ..core.image_io import read_image_file, dicom_pixel_spacing
+from ..core.image_io import read_image_file, read_mask_file, MaskValuesError, dicom_pixel_spacing
 
 # %% auto #0
-__all__ = ['folder_level', 'parse_spacing', 'load_folder']
+__all__ = ['folder_level', 'parse_spacing', 'load_folder', 'central_slices']
 
 # %% ../../nbs/09_folder.ipynb #ec0df91d
 _REQUIRED_COLUMNS = ("path", "patient_id")
@@ -58,6 +58,7 @@ def _slice_keys(df:pd.DataFrame, levels:list, csv_path:Path)->list:
 
 def load_folder(csv_path, # CSV with columns path, patient_id (+ grade, report, level, pixel_spacing, mask_path)
                 keep_empty_mask_patients:bool=False, # keep a patient whose true masks are all empty (warned) instead of skipping it
+                mask_label:int|None=None, # the label to take from every mask file whose row leaves `mask_label` empty; None: mask files must be binary
                 verbose:bool=True, # progress bar and summary line
                )->Cohort:
     "Cases from image files (PNG or DICOM) listed in a CSV; grades, reports and masks optional."
@@ -93,7 +94,11 @@ def load_folder(csv_path, # CSV with columns path, patient_id (+ grade, report, 
             if r.get("mask_path", ""):
                 mpath = csv_path.parent / r["mask_path"]
                 if not mpath.is_file(): raise ValueError(f"file not found: {where}: mask {mpath}")
-                mask = read_image_file(mpath)[0] > 0
+                lab = str(r.get("mask_label", "")).strip()
+                try: lab = int(float(lab)) if lab else mask_label
+                except ValueError: raise MaskValuesError(f"mask_label {lab!r} is not an integer label") from None
+                mask = read_mask_file(mpath, lab)
+        except MaskValuesError as e: raise ValueError(f"folder CSV {csv_path}, line {i + 2}: {e}") from None
         except ValueError as e:
             skipped.append(Skipped(str(path), str(e) if str(e).startswith("file not found") else f"unreadable: {where}: {e}"))
             continue
@@ -105,6 +110,7 @@ def load_folder(csv_path, # CSV with columns path, patient_id (+ grade, report, 
         meta = dict(dataset="folder", line=i + 2, pixel_spacing_known=spacing is not None)
         if keys[i] is not None: meta["slice_key"] = keys[i]
         if mpath is not None: meta["mask_source"] = str(mpath)
+        if str(r.get("label_path", "")).strip(): meta["label_source"] = str(csv_path.parent / r["label_path"])
         try: cases.append(Case(pid, level, raw, grades[i], report=r.get("report", ""), pixel_spacing=spacing or (1.0, 1.0),
                                mask=mask, source=str(path), meta=meta))
         except ValueError as e: skipped.append(Skipped(str(path), f"invalid case: {where}: {e}"))
@@ -118,3 +124,35 @@ def load_folder(csv_path, # CSV with columns path, patient_id (+ grade, report, 
         else: skipped.append(Skipped(str(csv_path), msg))
     if not keep_empty_mask_patients: cases = [c for c in cases if c.patient_id not in empty]
     return finish_cohort(f"folder:{csv_path.name}", cases, skipped, verbose)
+
+# %% ../../nbs/09_folder.ipynb #7bfe6fdc
+def _slice_index(path:str, row:int)->tuple:
+    "Sort key of a slice: the last integer in its file stem (`..._slice59` → 59), then its CSV row."
+    nums = re.findall(r"\d+", Path(path).stem)
+    return (int(nums[-1]) if nums else row, row)
+
+def central_slices(csv_path, # a folder CSV (columns path, patient_id, ...; paths relative to it)
+                   out_dir, # where to write the subset: cases.csv and copies of the listed files (created)
+                   n:int=8, # slices per patient (a patient with fewer keeps all of them)
+                   file_columns:tuple=("path", "mask_path", "label_path"), # the columns that name files to copy (those present)
+                  )->pd.DataFrame: # the subset's rows, as written to out_dir/cases.csv
+    "Copy the `n` central slices of each patient (by the slice index in the file name) of a folder CSV, files byte for byte."
+    import shutil
+    csv_path, out_dir = Path(csv_path), Path(out_dir)
+    df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    if n < 1: raise ValueError(f"n must be ≥ 1, found {n}")
+    keep = []
+    for _, g in df.groupby("patient_id", sort=True):
+        rows = sorted(g.index, key=lambda i: _slice_index(df.path[i], i))
+        lo = max(0, (len(rows) - n) // 2)
+        keep += rows[lo:lo + n]
+    sub = df.loc[keep].reset_index(drop=True)
+    for col in (c for c in file_columns if c in sub.columns):
+        for rel in sub[col]:
+            if not rel: continue
+            src, dst = csv_path.parent / rel, out_dir / rel
+            if not src.is_file(): raise FileNotFoundError(f"{csv_path}: {col} {rel!r} does not exist ({src})")
+            dst.parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(src, dst)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sub.to_csv(out_dir / "cases.csv", index=False)
+    return sub

@@ -14,7 +14,7 @@ from .explain import patch_relevance, patch_edges
 __all__ = ['XATTN_VARIANTS', 'CAM_METHODS', 'BASELINES', 'LOC_METRICS', 'LOC_SETTINGS', 'dilate', 'relevance_mass_ratio',
            'pointing_game', 'cell_labels', 'patch_order', 'deletion_images', 'deletion_curves', 'deletion_curve',
            'to_image_maps', 'query_grades', 'attention_maps', 'cam_target_layer', 'vit_reshape_transform', 'cam_maps',
-           'gaussian_map', 'baseline_maps', 'localisation_maps', 'grade_predictor', 'localisation_cases']
+           'gaussian_map', 'baseline_maps', 'size_groups', 'localisation_maps', 'grade_predictor', 'localisation_cases']
 
 # %% ../../nbs/24a_localisation.ipynb #0c14eb0f
 def _map_and_mask(heat, mask)->tuple:
@@ -296,15 +296,33 @@ def baseline_maps(model, # an LSSNet
     hw = np.asarray(images[0]).shape
     return {"predicted mask": to_image_maps(mask_p, hw), "centred Gaussian": np.repeat(gaussian_map(hw)[None], len(mask_p), 0)}
 
+def size_groups(images, # H×W images (arrays or tensors)
+               )->list: # lists of indices into `images`, one per image size, in order of first appearance
+    "The images' indices grouped by size (H, W): what one forward pass can batch."
+    groups = {}
+    for i, im in enumerate(images): groups.setdefault(tuple(np.shape(to_numpy(im))), []).append(i)
+    return list(groups.values())
+
+def _gather(parts:list, n:int)->dict:
+    "Per-group maps (indices, method -> k×H×W) back in the images' order: one array when every map has one size, else a list of H×W maps."
+    out = {k: [None] * n for k in parts[0][1]}
+    for idx, maps in parts:
+        for k, v in maps.items():
+            for j, i in enumerate(idx): out[k][i] = v[j]
+    return {k: np.stack(v) if len({a.shape for a in v}) == 1 else v for k, v in out.items()}
+
 def localisation_maps(model, # an LSSNet
-                      images, # B grey images H×W in [0, 1], one size
+                      images, # B grey images H×W in [0, 1]; of one size or mixed (batched per size)
                       methods=None, # names from XATTN_VARIANTS, CAM_METHODS, BASELINES; None: all
                       batch_size:int|None=None, # images per forward pass (a large token grid, e.g. LiteMedSAM's, needs few); None: all at once
-                     )->dict: # method -> float32 B×H×W in [0, 1] (cross-attention variants absent without text→patch relevance)
-    "Every map of every method for a batch of images."
-    if batch_size is not None and len(images) > batch_size:
-        parts = [localisation_maps(model, images[i:i + batch_size], methods) for i in range(0, len(images), batch_size)]
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+                     )->dict: # method -> float32 B×H×W in [0, 1], or a list of B H×W maps when the images differ in size (cross-attention variants absent without text→patch relevance)
+    "Every map of every method for a batch of images, each map at its image's size."
+    groups = size_groups(images)
+    if len(groups) > 1 or (batch_size is not None and len(images) > batch_size):
+        step = batch_size or len(images)
+        parts = [(idx[i:i + step], localisation_maps(model, [images[j] for j in idx[i:i + step]], methods))
+                 for idx in groups for i in range(0, len(idx), step)]
+        return _gather(parts, len(images))
     every = XATTN_VARIANTS + CAM_METHODS + BASELINES
     methods = every if methods is None else tuple(methods)
     bad = [m for m in methods if m not in every]
@@ -353,8 +371,13 @@ def localisation_cases(model, # an LSSNet
         targets = [c.mask for c in cases]
     if len(targets) != len(cases): raise ValueError(f"targets has {len(targets)} masks for {len(cases)} cases")
     maps = localisation_maps(model, images, methods, batch_size) if maps is None else maps
-    x = _pixels(_frozen(model), images)
-    probs, _, grid = _predict(model, x)
+    probs, grids = np.zeros((len(cases), len(GRADES))), set()
+    for idx in size_groups(images):  # one forward pass per image size (and batch)
+        for k in range(0, len(idx), batch_size or len(idx)):
+            chunk = idx[k:k + (batch_size or len(idx))]
+            probs[chunk], _, grid = _predict(model, _pixels(_frozen(model), [images[i] for i in chunk]))
+            grids.add(tuple(np.atleast_1d(grid).tolist()))
+    if len(grids) > 1: raise ValueError(f"the model's patch grid differs between image sizes ({sorted(grids)}): deletion orders need one grid")
     conf = probs if confidence is None else np.asarray(confidence, dtype=np.float64)
     if conf.shape != probs.shape: raise ValueError(f"confidence must be {probs.shape[0]}×{len(GRADES)}, found {conf.shape}")
     predict, n_cells = grade_predictor(model), int(np.prod(grid))

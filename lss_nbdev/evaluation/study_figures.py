@@ -77,13 +77,15 @@ def plot_training_curves(logs:dict, path=None):
 
 # %% ../../nbs/25_study_figures.ipynb #019f5a35
 def plot_pid_trajectories(logs:dict, cfg:StudyConfig, path=None):
-    "β per epoch for every PID-Tversky run, with the bounds of eq. 7."
-    fig, ax = plt.subplots(figsize=(7, 4))
+    "β and α per epoch for every PID-Tversky run, with β's bounds of eq. 7."
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     for name, log in logs.items():
-        if "beta" in log: ax.plot(log.epoch, log.beta, marker=".", label=name)
-    for b in cfg.loss.beta_bounds: ax.axhline(b, color="grey", lw=0.8, ls="--")
-    ax.set(xlabel="epoch", ylabel="β (α = 1 − β)", title="Adaptive PID-Tversky: β across seeds and gains")
-    ax.legend(fontsize=7); fig.tight_layout()
+        for ax, k in zip(axes, ("beta", "alpha")):
+            if k in log: ax.plot(log.epoch, log[k], marker=".", label=name)
+    for b in cfg.loss.beta_bounds: axes[0].axhline(b, color="grey", lw=0.8, ls="--")
+    axes[0].set(xlabel="epoch", ylabel="β (false-negative weight)", title="Adaptive PID-Tversky: β per epoch")
+    axes[1].set(xlabel="epoch", ylabel="α (false-positive weight)", title="α per epoch")
+    axes[0].legend(fontsize=7); fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
     return fig
 

@@ -14,17 +14,19 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core.grades import GRADES, canonical_level
 from ..core.masks import template_grade
+from ..data.report_grades import grade_from_report
 from .report_template import (ReportInput, ANY_LEVEL_RE, template_report, report_consistency,
                                         arrg_config)
 
 # %% auto #0
-__all__ = ['SPECIALS', 'PAD', 'BOS', 'EOS', 'UNK', 'NUM', 'LEVEL', 'report_tokens', 'detokenize', 'ReportVocab', 'MaskEncoder',
-           'quantities', 'ReportDecoder', 'roi_box', 'collate', 'arrg_loss', 'build_decoder', 'train_arrg', 'generate',
-           'compose_report', 'save_arrg', 'load_arrg', 'report_table']
+__all__ = ['SPECIALS', 'PAD', 'BOS', 'EOS', 'UNK', 'NUM', 'LEVEL', 'GRADE_TOKENS', 'report_tokens', 'detokenize', 'ReportVocab',
+           'MaskEncoder', 'quantities', 'ReportDecoder', 'roi_box', 'collate', 'arrg_loss', 'build_decoder',
+           'train_arrg', 'generate', 'compose_report', 'save_arrg', 'load_arrg', 'report_table']
 
 # %% ../../nbs/20_report_decoder.ipynb #1ca59e55
-SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>", "<num>", "<level>")
-PAD, BOS, EOS, UNK, NUM, LEVEL = range(len(SPECIALS))
+SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>", "<num>", "<level>") + tuple(f"<grade-{g.lower()}>" for g in GRADES)
+PAD, BOS, EOS, UNK, NUM, LEVEL = range(6)
+GRADE_TOKENS = {g: 6 + k for k, g in enumerate(GRADES)}  # the prefix that says which grade the text states
 _TOKEN_RE = re.compile(r"<level>|<num>|\d+(?:\.\d+)?|[a-z][a-z0-9]*(?:['\-][a-z0-9]+)*|[^\sa-z0-9]")
 
 def report_tokens(text:str, # a report or reference sentence
@@ -60,17 +62,20 @@ class ReportVocab:
         counts = Counter(t for x, l in zip(texts, levels) for t in report_tokens(x, l))
         return cls(sorted(w for w, n in counts.items() if n >= min_count))
 
-    def encode(self, text:str, level:str, max_tokens:int=64)->list:
-        "<bos> tokens <eos> without the `<num>`s (never to be written), truncated to `max_tokens` tokens after <bos>."
-        ids = [self.stoi.get(t, UNK) for t in report_tokens(text, level) if t != "<num>"][:max_tokens - 1]
-        return [BOS] + ids + [EOS]
+    def encode(self, text:str, level:str, max_tokens:int=64,
+               grade:str|None=None, # the grade the text states: its token follows <bos>; None: no grade token
+              )->list:
+        "<bos> [grade token] tokens <eos> without the `<num>`s (never to be written), `max_tokens` tokens after <bos> at most."
+        prefix = [BOS] + ([GRADE_TOKENS[grade]] if grade is not None else [])
+        ids = [self.stoi.get(t, UNK) for t in report_tokens(text, level) if t != "<num>"][:max_tokens - len(prefix)]
+        return prefix + ids + [EOS]
 
     def decode(self, ids, level:str)->str:
         "Ids to text, stopping at <eos>; `<level>` is filled with `level`."
         out = []
         for i in ids:
             if i == EOS: break
-            if i in (PAD, BOS): continue
+            if i in (PAD, BOS) or i in GRADE_TOKENS.values(): continue
             out.append(level if i == LEVEL else self.itos[i])
         return detokenize(out)
 
@@ -109,12 +114,15 @@ class ReportDecoder(nn.Module):
                  map_size:int=64, # image and mask regions are resized to map_size² for the CNN encoders
                  roi:float|None=0.35, # side of the region around the mask, as a fraction of the slice side; None: whole slice
                  memory_dropout:float=0.2, # probability of dropping each memory vector in training
-                 dropout:float=0.1):
+                 dropout:float=0.1,
+                 grade_prefix:bool=True): # the text follows a token of the grade it states (`GRADE_TOKENS`): given at generation
+        # from the classifier, so the report states the classifier's grade; False: the grade reaches the text only through `quantities`
         super().__init__()
         if roi is not None and not 0 < roi <= 1: raise ValueError(f"roi must be in (0, 1] or None, found {roi!r}")
         self.vocab, self.max_tokens, self.d_visual, self.roi, self.memory_dropout = vocab, max_tokens, d_visual, roi, memory_dropout
+        self.grade_prefix = grade_prefix
         self.hparams = dict(d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_visual=d_visual, max_tokens=max_tokens,
-                            map_size=map_size, roi=roi, memory_dropout=memory_dropout, dropout=dropout)
+                            map_size=map_size, roi=roi, memory_dropout=memory_dropout, dropout=dropout, grade_prefix=grade_prefix)
         self.mask_encoder = MaskEncoder(d_model, map_size)
         self.visual = MaskEncoder(d_model, map_size) if d_visual is None else nn.Sequential(nn.LayerNorm(d_visual), nn.Linear(d_visual, d_model))
         self.quant = nn.Sequential(nn.Linear(2 + len(GRADES), d_model), nn.ReLU(), nn.Linear(d_model, d_model))
@@ -177,7 +185,9 @@ def collate(inputs:list, # `ReportInput`s
     if with_targets:
         empty = [i.case_id for i in inputs if not i.reference.strip()]
         if empty: raise ValueError(f"cases without a reference report cannot be trained on: {empty[:5]}")
-        ids = [decoder.vocab.encode(i.reference, i.level, decoder.max_tokens) for i in inputs]
+        # the grade token of a reference is the grade its text states (read with the labeler), so the token means "the text says G"
+        ids = [decoder.vocab.encode(i.reference, i.level, decoder.max_tokens,
+                                    grade_from_report(i.reference, i.level) if decoder.grade_prefix else None) for i in inputs]
         t = torch.full((len(ids), max(map(len, ids))), PAD, dtype=torch.long)
         for k, s in enumerate(ids): t[k, :len(s)] = torch.tensor(s)
         b["tokens"] = t
@@ -210,7 +220,7 @@ def build_decoder(train_inputs:list, # training `ReportInput`s (their references
     vocab = ReportVocab.build(*zip(*refs))
     torch.manual_seed(seed)
     c = arrg_config(cfg)
-    kw = {**dict(d_model=c.d_model, n_layers=c.n_layers, roi=c.roi, memory_dropout=c.memory_dropout), **kw}
+    kw = {**dict(d_model=c.d_model, n_layers=c.n_layers, roi=c.roi, memory_dropout=c.memory_dropout, grade_prefix=c.grade_prefix), **kw}
     return ReportDecoder(vocab, d_visual=d_visual, max_tokens=c.max_tokens, **kw)
 
 def train_arrg(decoder:ReportDecoder, # from `build_decoder`
@@ -252,35 +262,35 @@ def train_arrg(decoder:ReportDecoder, # from `build_decoder`
     return pd.DataFrame(rows)
 
 # %% ../../nbs/20_report_decoder.ipynb #3e0d5ffa
-_BANNED = (PAD, BOS, UNK, NUM)
+_BANNED = (PAD, BOS, UNK, NUM, *GRADE_TOKENS.values())
 
-def _step_logp(decoder, seqs, memory):
+def _step_logp(decoder, seqs, memory, n_prefix):
     logp = F.log_softmax(decoder(seqs, memory)[:, -1].float(), -1)
     logp[:, list(_BANNED)] = -math.inf
-    if seqs.shape[1] == 1: logp[:, EOS] = -math.inf  # no empty report
+    if seqs.shape[1] == n_prefix: logp[:, EOS] = -math.inf  # no empty report
     return logp
 
 @torch.no_grad()
-def _greedy(decoder, memory, max_tokens):
-    seqs = torch.full((memory.shape[0], 1), BOS, dtype=torch.long, device=memory.device)
+def _greedy(decoder, memory, max_tokens, start):
+    seqs, P = start, start.shape[1]
     done = torch.zeros(memory.shape[0], dtype=torch.bool, device=memory.device)
-    for _ in range(max_tokens):
-        nxt = _step_logp(decoder, seqs, memory).argmax(-1).masked_fill(done, PAD)
+    for _ in range(max_tokens + 1 - P):
+        nxt = _step_logp(decoder, seqs, memory, P).argmax(-1).masked_fill(done, PAD)
         seqs = torch.cat([seqs, nxt[:, None]], 1)
         done |= nxt == EOS
         if done.all(): break
-    return [s[1:].tolist() for s in seqs]
+    return [s[P:].tolist() for s in seqs]
 
 @torch.no_grad()
-def _beam(decoder, memory, max_tokens, beam_size):
+def _beam(decoder, memory, max_tokens, beam_size, start):
     "Beam search over a batch: B×k partial reports decoded together; finished ones ranked by mean log-probability."
-    B, k, dev = memory.shape[0], beam_size, memory.device
+    B, k, dev, P = memory.shape[0], beam_size, memory.device, start.shape[1]
     mem = memory.repeat_interleave(k, 0)
-    seqs = torch.full((B, k, 1), BOS, dtype=torch.long, device=dev)
+    seqs = start[:, None].repeat(1, k, 1)
     scores = torch.full((B, k), -math.inf, device=dev); scores[:, 0] = 0  # one live beam at the start
     finished, done = [[] for _ in range(B)], [False] * B
-    for _ in range(max_tokens):
-        logp = _step_logp(decoder, seqs.flatten(0, 1), mem).view(B, k, -1)
+    for _ in range(max_tokens + 1 - P):
+        logp = _step_logp(decoder, seqs.flatten(0, 1), mem, P).view(B, k, -1)
         V = logp.shape[-1]
         top_v, top_i = (scores[..., None] + logp).view(B, -1).topk(2 * k, -1)
         nxt, nxt_sc = seqs.new_full((B, k, seqs.shape[-1] + 1), BOS), torch.full((B, k), -math.inf, device=dev)
@@ -291,7 +301,7 @@ def _beam(decoder, memory, max_tokens, beam_size):
                 if v == -math.inf or n == k: break
                 beam, tok = divmod(i, V)
                 if tok == EOS:
-                    if rank < k: finished[b].append((seqs[b, beam, 1:].tolist(), v / seqs.shape[-1]))
+                    if rank < k: finished[b].append((seqs[b, beam, P:].tolist(), v / (seqs.shape[-1] - P + 1)))
                     continue
                 nxt[b, n, :-1], nxt[b, n, -1], nxt_sc[b, n] = seqs[b, beam], tok, v
                 n += 1
@@ -300,7 +310,7 @@ def _beam(decoder, memory, max_tokens, beam_size):
         if all(done): break
     out = []
     for b in range(B):
-        live = [] if done[b] else [(seqs[b, j, 1:].tolist(), scores[b, j].item() / (seqs.shape[-1] - 1))
+        live = [] if done[b] else [(seqs[b, j, P:].tolist(), scores[b, j].item() / (seqs.shape[-1] - P))
                                    for j in range(k) if scores[b, j] > -math.inf]
         out.append(max(finished[b] + live, key=lambda c: c[1])[0] if finished[b] + live else [])
     return out
@@ -312,14 +322,15 @@ def generate(decoder:ReportDecoder, # a trained decoder
              batch_size:int=32,
              device:str="cpu",
             )->list: # one findings text per input, `<level>` filled in, no numbers
-    "The learned findings text of each case (greedy or beam search)."
+    "The learned findings text of each case (greedy or beam search), after the token of the classifier's grade if the decoder has one."
     if beam_size < 1: raise ValueError(f"beam_size must be >= 1, found {beam_size}")
     max_tokens = min(max_tokens or decoder.max_tokens, decoder.max_tokens)
     decoder.to(device).eval(); out = []
     for k in range(0, len(inputs), batch_size):
         chunk = inputs[k:k + batch_size]
         with torch.no_grad(): memory = decoder.encode(collate(chunk, decoder, device=device))
-        ids = _greedy(decoder, memory, max_tokens) if beam_size == 1 else _beam(decoder, memory, max_tokens, beam_size)
+        start = torch.tensor([[BOS] + ([GRADE_TOKENS[i.grade]] if decoder.grade_prefix else []) for i in chunk], device=memory.device)
+        ids = _greedy(decoder, memory, max_tokens, start) if beam_size == 1 else _beam(decoder, memory, max_tokens, beam_size, start)
         out += [decoder.vocab.decode(s, i.level) for s, i in zip(ids, chunk)]
     return out
 

@@ -16,6 +16,7 @@ from ..core.rundir import claim_run_dir, write_model_card, is_run_dir, atomic_wr
 from ..model.train import build_model, network_inputs, fit, launched_processes
 from .manifest import write_manifest, manifest_summary, environment
 from .preflight import preflight
+from .nnunet_export import export_real_nnunet
 
 # %% auto #0
 __all__ = ['write_report', 'RunLock', 'default_workers', 'run_study', 'build_config', 'fit_model', 'main', 'cli']
@@ -176,12 +177,22 @@ def main(argv=None):
     pr.add_argument("--id", dest="pseudonym", default=None, help="the pseudonymous id to write (default: an HMAC of the PatientID under the run's key)")
     pr.add_argument("--series-pattern", default=None, help="regex on SeriesDescription for the axial T2 series (default: the run's data.series_pattern)")
     pr.add_argument("--threads", type=int, default=1, help="torch threads while predicting (default 1: robust on a shared 2-core machine)")
+    nx = sub.add_parser("nnunet-export", help="the real cohort as an nnU-Net v2 raw dataset with the real stage's patient folds")
+    nx.add_argument("--real", required=True, help="folder:CSV | spider:DIR | mendeley_labels:DIR (as real.source)")
+    nx.add_argument("--out", required=True, help="the nnU-Net raw folder; the dataset goes to OUT/DatasetXXX_LSSCanal")
+    nx.add_argument("--folds", type=int, default=5, help="patient folds in splits_final.json, as real.folds (default 5)")
+    nx.add_argument("--seed", type=int, default=0, help="their seed, as real.seed (default 0)")
+    nx.add_argument("--dataset-id", type=int, default=501, help="nnU-Net's dataset number (default 501)")
     a = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if a.command == "fit":
         ckpt = fit_model(a.out, a.model)
         print(f"trained {a.model!r}: {ckpt}")
         return ckpt
+    if a.command == "nnunet-export":
+        root = export_real_nnunet(a.real, a.out, folds=a.folds, seed=a.seed, dataset_id=a.dataset_id)
+        print(f"wrote {root} (nnU-Net v2 raw dataset; splits_final.json: {a.folds} patient folds, seed {a.seed})")
+        return root
     if a.command == "predict":
         from lss_nbdev.predict.patient import predict
         return predict(a.run, a.input, a.out, model=a.model, levels=a.levels, slices=a.slices, pseudonym=a.pseudonym,

@@ -100,10 +100,14 @@ def _backbones(d):
 
 def _ablation(d):
     t = _csv(d, "ablation_loss_per_seed")
-    t = t[t.target == "pseudo-mask"]
-    g = t.groupby("loss", sort=False).dice.agg(["mean", "std", "size"])
-    yield (f"Loss ablation ({int(g['size'].iloc[0])} seeds, pseudo-mask target)",
-           "Dice: " + ", ".join(f"{k} {r['mean']:.3f} ± {r['std']:.3f}" for k, r in g.iterrows()), "`tables/ablation_loss`")
+    target = "anatomical" if t.get("trained_on", pd.Series(["pseudo"])).iloc[0] == "anatomical" else "pseudo-mask"
+    t = t[t.target == target]
+    g = t.groupby("loss", sort=False).agg(mean=("dice", "mean"), sd=("dice", "std"), n=("dice", "size"), epochs=("epochs", "median"))
+    n, most = int(g.n.iloc[0]), int(t.max_epochs.max())
+    spread = "mean ± sd" if n > 1 else "no spread: a difference is not a finding"
+    yield (f"Loss ablation ({n} seed{'s' * (n > 1)}, {spread}; trained and scored on the {target} target; up to {most} epochs, early stopping)",
+           "Dice: " + ", ".join(f"{k} {r['mean']:.3f}" + (f" ± {r.sd:.3f}" if n > 1 else "") + f" ({r.epochs:.0f} epochs)" for k, r in g.iterrows()),
+           "`tables/ablation_loss`")
 
 def _arrg(d):
     t = _csv(d, "report_generation").set_index("model")
@@ -168,7 +172,7 @@ def _notes(d):
 def _real(d):
     t = _csv(d, "real_segmentation_summary")
     dice = next(c for c in t.columns if c.startswith("Dice"))
-    yield ("Real canal masks (the real-data stage)", "Dice against the real mask (patient-level 95 % CI): " +
+    yield ("Real canal masks (the real-data stage)", "Dice against the real mask, cross-validated over patients (per patient in 3D, mean over patients; a patient-bootstrap 95 % CI with ≥ 10 tested patients, else the per-patient values): " +
            "; ".join(f"{r.model} {r[dice]}" for _, r in t.iterrows()), "`tables/real_segmentation_summary`, `figures/real_overlays.png`")
 
 def _explanations(d):

@@ -13,12 +13,13 @@ from ..evaluation.localisation_results import (localisation_summary, localisatio
 from ..evaluation.calibration import fit_temperature, apply_temperature, calibration_report, prediction_stability, paper_perturbation
 from ..evaluation.explain import overlay_figure, evidence_record, evidence_table, evidence_figure, failure_cases, relevance_heatmap
 from .engine import Run, load_trained
+from ..evaluation.metrics import grade_summary
 from ..model.region import crop_cases, from_slice, paste, to_slice
 from .stage_models import explained_model, EvaluateOutput, TrainOutput
 from .stage_data import PreprocessOutput
 
 # %% auto #0
-__all__ = ['ExplainOutput', 'LocalisationOutput', 'stage_explain', 'stage_localisation']
+__all__ = ['ExplainOutput', 'LocalisationOutput', 'stage_explain', 'localisation_sample', 'stage_localisation']
 
 # %% ../../nbs/26d_stage_explain.ipynb #175f1fe6
 @dataclass
@@ -48,7 +49,7 @@ def stage_explain(run:Run, preprocess:PreprocessOutput, train:TrainOutput, evalu
         calibrated[name], temperatures[name] = apply_temperature(p["grade_probs"], ts.temperature), ts.temperature
         rep = calibration_report(evals[name]["y_true"], p["grade_probs"], calibrated[name], cfg.eval.calibration_bins)
         cal.append(rep.rename_axis("calibration").reset_index().assign(model=name, temperature=ts.temperature,
-                                                                        degenerate=len(set(evals[name]["head"])) < 2))
+                                                                        degenerate=grade_summary(evals[name]["y_true"], evals[name]["head"])["degenerate"]))
     cal = pd.concat(cal)
     run.table(cal[["model", "temperature"] + [c for c in cal.columns if c not in ("model", "temperature")]], "calibration",
               "Grade confidence before and after temperature scaling (temperature fitted on the validation split); a degenerate "
@@ -78,7 +79,7 @@ def stage_explain(run:Run, preprocess:PreprocessOutput, train:TrainOutput, evalu
     run.table(failure_cases(per_case, k=3), "failure_cases", f"Failure cases of '{name}': confidently wrong grades and worst Dice")
     stab = prediction_stability(_predictor(model, test), list(test), n=cfg.eval.stability_n, rng=cfg.eval.seed,
                                 augment_fn=paper_perturbation(cfg))
-    degenerate = len(set(evals[name]["head"])) < 2
+    degenerate = grade_summary(evals[name]["y_true"], evals[name]["head"])["degenerate"]
     run.table(stab.assign(degenerate=degenerate), "stability", f"Stability of '{name}' under perturbations within the paper's augmentation ranges "
               f"({cfg.eval.stability_n} per test slice): grade flip rate and Dice between original and perturbed masks"
               + (" (its grade head is degenerate: the flip rate of a constant is not a finding)" if degenerate else ""))
@@ -97,6 +98,17 @@ def _predictor(model, cases:list):
     return predict
 
 # %% ../../nbs/26d_stage_explain.ipynb #6f8b0d21
+def localisation_sample(cases:list, # the test split's cases
+                        n:int|None, # slices to keep, the same number per grade (fewer where a grade has fewer); None: all
+                        seed:int=0)->list:
+    "A seeded draw of `n` test slices, equal per grade, in the split's order: the localisation stage's budget (`eval.localisation_cases`)."
+    if n is None or n >= len(cases): return list(cases)
+    rng, keep = np.random.default_rng(seed), set()
+    for g in GRADES:
+        idx = [i for i, c in enumerate(cases) if c.grade == g]
+        keep.update(int(i) for i in rng.permutation(idx)[:n // len(GRADES)])
+    return [c for i, c in enumerate(cases) if i in keep]
+
 def _split_targets(cases:list, pseudo:dict)->tuple:
     if all(c.mask is not None for c in cases): return [c.mask for c in cases], "anatomical"
     return [pseudo[c.case_id] for c in cases], "pseudo-mask"
@@ -107,8 +119,9 @@ def stage_localisation(run:Run, preprocess:PreprocessOutput, train:TrainOutput, 
     if not sp.get("test") or not sp.get("val"): return None
     s = LOC_SETTINGS
     models = {n: load_trained(run, n, v) for n, v in variants.items()}
+    scored = dict(val=sp["val"], test=localisation_sample(sp["test"], cfg.eval.localisation_cases, cfg.eval.seed))
     def view(m, split):  # the split as model m sees it, and its targets there
-        cases, pz = crop_cases(sp[split], m.region_prior(), preprocess.pseudo)
+        cases, pz = crop_cases(scored[split], m.region_prior(), preprocess.pseudo)
         return (cases, *_split_targets(cases, pz))
     val = []
     for n, m in models.items():
@@ -130,7 +143,8 @@ def stage_localisation(run:Run, preprocess:PreprocessOutput, train:TrainOutput, 
     per_case = pd.concat(per_case, ignore_index=True)
     summary = localisation_summary(per_case, n=cfg.eval.n_bootstrap, seed=cfg.eval.seed, level=cfg.eval.ci)
     table = localisation_table(summary).assign(kept=lambda d: d.method == kept)
-    run.table(table, "explanations", f"Localisation of explanations on the test split ({tname} masks): mass ratio and ring ratio "
+    run.table(table, "explanations", f"Localisation of explanations on {len(scored['test'])} of the test split's {len(sp['test'])} slices (a seeded draw, equal per grade: "
+              f"eval.localisation_cases) against {tname} masks: mass ratio and ring ratio "
               f"(1 = chance), pointing game (±{s['tol_px']} px), deletion AUC of the predicted grade (map order vs random; "
               f"{s['steps']} steps, blurred cells), patient-level {cfg.eval.ci:.0%} CIs; relevance variant chosen on validation: {kept}")
     run.table(summary, "explanations_by_grade", "Localisation of explanations per grade (patient-level cluster bootstrap)")

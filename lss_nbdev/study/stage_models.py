@@ -17,23 +17,23 @@ from ..model.train import build_model, network_inputs, fit, predict, copy_checkp
 from ..model.region import to_slice, region_misses, fit_region_prior, crop_cases
 from ..model.train import seg_targets
 from ..model.unet_peer import build_unet, fit_unet, predict_unet
-from ..model.ruler import AreaRuler
+from ..model.ruler import AreaRuler, sac_area_mm2
 from ..evaluation.stats import pairwise_tests, patient_means, detectable_difference
 from ..core.grades import GRADE_NAMES
 from ..evaluation.metrics import (grade_summary, segmentation_cases, ci_summary, ci_table, classification_table, classification_figure,
                                           reliability_figure, mean_sd_table, SEGMENTATION_METRICS)
 from ..evaluation.study_figures import plot_training_curves, plot_pid_trajectories
 from .engine import (Run, resolve_device, model_variants, model_key, checkpoint_dir, torch_threads, training_fingerprint,
-                                   TRAINING_KEYS)
+                                   model_label, TRAINING_KEYS)
 from ..core.rundir import atomic_write, provenance
 from .stage_data import PreprocessOutput
 
 # %% auto #0
-__all__ = ['UNET_PEER', 'GRADE_SOURCES', 'prefix_dir', 'train_and_predict', 'tensors_targets', 'training_job', 'train_unet_peer',
-           'peer_jobs', 'evaluate_model', 'explained_model', 'train_variants', 'ablation_prefix', 'train_jobs',
-           'TrainOutput', 'EvaluateOutput', 'AblationOutput', 'StatisticsOutput', 'stage_train', 'stage_evaluate',
-           'majority_grade', 'grade_heads_table', 'write_ruler_table', 'write_evaluation_tables', 'ablation_jobs',
-           'stage_ablation', 'paired_tests', 'power_table', 'stage_statistics']
+__all__ = ['UNET_PEER', 'GRADE_SOURCES', 'prefix_dir', 'train_and_predict', 'training_job', 'train_unet_peer', 'peer_jobs',
+           'evaluate_model', 'explained_model', 'train_variants', 'ablation_prefix', 'train_jobs', 'TrainOutput',
+           'EvaluateOutput', 'AblationOutput', 'StatisticsOutput', 'stage_train', 'stage_evaluate', 'majority_grade',
+           'grade_heads_table', 'write_ruler_table', 'write_evaluation_tables', 'ablation_jobs', 'stage_ablation',
+           'paired_tests', 'power_table', 'stage_statistics']
 
 # %% ../../nbs/26c_stage_models.ipynb #848a9110
 def prefix_dir(run:Run, cfg:StudyConfig, splits:dict, epochs:int, *extra_keys:str) -> Path:
@@ -65,12 +65,8 @@ def train_and_predict(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:di
     return dict(log=log, mask_probs=probs, grade_probs=pr["grade_probs"], relevance=pr["relevance"], area_mm2=pr["area_mm2"],
                 train_area_mm2=seen["area_mm2"], train_grades=[c.grade for c in splits["train"]],
                 val_grade_probs=val["grade_probs"], grid=model.backbone.image_size // model.backbone.patch_size,
-                region=prior, region_misses=region_misses(prior, splits["test"], [m > 0.5 for m in tensors_targets(splits["test"], cfg, pseudo)]),
+                region=prior, region_misses=region_misses(prior, splits["test"], seg_targets(splits["test"], cfg.train.seg_target, pseudo)),
                 epochs_trained=len(log) - before, train_images=len(tensors["train"]))
-
-def tensors_targets(cases:list, cfg:StudyConfig, pseudo:dict) -> list:
-    "Each case's segmentation target on the whole slice (the true mask, or its pseudo-mask)."
-    return [np.asarray(c.mask if cfg.train.seg_target == "anatomical" else pseudo[c.case_id], np.float32) for c in cases]
 
 def training_job(run:Run, name:str, cfg:StudyConfig, splits:dict, pseudo:dict, *extra_keys:str, keep_prefix:int|None=None) -> tuple:
     "The `Run.cache_many` job that trains one model and predicts its test split, cached under its `model_key`."
@@ -89,7 +85,7 @@ def train_unet_peer(run:Run, cfg:StudyConfig, splits:dict, progress:bool=True) -
         log = fit_unet(model, views["train"], views["val"], cfg, out, device=resolve_device(cfg), progress=progress)
         atomic_write(out/"provenance.json", json.dumps(dict(model=UNET_PEER, **provenance()), indent=1))
         test, seen = predict_unet(model, views["test"]), predict_unet(model, views["train"])
-    area = lambda probs, cases: np.array([float((q > 0.5).sum()) * c.pixel_spacing[0] * c.pixel_spacing[1] for q, c in zip(probs, cases)])
+    area = lambda probs, cases: np.array([sac_area_mm2(q, c.pixel_spacing[0] * c.pixel_spacing[1]) for q, c in zip(probs, cases)])
     return dict(log=log, mask_probs=[to_slice(q, v, c.raw.shape) for q, v, c in zip(test, views["test"], splits["test"])],
                 area_mm2=area(test, views["test"]), train_area_mm2=area(seen, views["train"]), train_grades=[c.grade for c in splits["train"]],
                 region=prior, region_misses=region_misses(prior, splits["test"]))
@@ -127,15 +123,18 @@ def train_variants(run:Run, splits:dict) -> dict:
     return {n: v.replace(**{"model.feature_cache": str(run.out/"cache"/"features")}) if v.model.backbone == "medsam" else v
             for n, v in model_variants(run.cfg, has_anatomy).items()}
 
-def ablation_prefix(cfg:StudyConfig, v:StudyConfig) -> int|None:
-    "Epochs of model `v` to keep for the loss ablation, which retrains the default network on the default target for `train.ablation_epochs`."
-    return cfg.train.ablation_epochs if (v.model.backbone, v.train.seg_target) == (cfg.model.backbone, cfg.train.seg_target) else None
+def ablation_prefix(base:StudyConfig, # the network the loss ablation retrains: `variants[explained_model(variants)]`
+                    v:StudyConfig)->int|None:
+    "Epochs of model `v` to keep for the loss ablation, which retrains `base` (another loss, seed or gains) for `train.ablation_epochs`."
+    same = lambda c: (c.model.backbone, c.model.decoder, c.model.roi_mm, c.train.seg_target)
+    return base.train.ablation_epochs if same(v) == same(base) else None
 
 def train_jobs(run:Run, preprocess:PreprocessOutput) -> tuple:
     "The train stage's models (name -> config) and their training jobs, the U-Net peer's last."
     sp = preprocess.splits
     variants = train_variants(run, sp)
-    return variants, [training_job(run, name, v, sp, preprocess.pseudo, keep_prefix=ablation_prefix(run.cfg, v)) for name, v in variants.items()] + peer_jobs(run, sp)
+    base = variants[explained_model(variants)]
+    return variants, [training_job(run, name, v, sp, preprocess.pseudo, keep_prefix=ablation_prefix(base, v)) for name, v in variants.items()] + peer_jobs(run, sp)
 
 @dataclass
 class TrainOutput:
@@ -242,14 +241,20 @@ def _seed_summary(seg:pd.DataFrame) -> dict:
     return by.mean().to_dict()
 
 def ablation_jobs(run:Run, preprocess:PreprocessOutput) -> tuple:
-    "The ablation's config (`train.ablation_epochs`), its runs (name, config, loss, seed or gain setting) and their training jobs."
-    cfg, sp, pseudo = run.cfg, preprocess.splits, preprocess.pseudo
-    cfg = cfg.replace(**{"train.max_epochs": cfg.train.ablation_epochs or cfg.train.max_epochs})
+    "The ablation's config (the explained model's, for `train.ablation_epochs`), its runs (name, config, loss, seed or gain setting) and their training jobs."
+    sp, pseudo = preprocess.splits, preprocess.pseudo
+    variants = train_variants(run, sp)
+    base_name = explained_model(variants)
+    base = variants[base_name]
+    cfg = base.replace(**{"train.max_epochs": base.train.ablation_epochs or base.train.max_epochs})
     runs = [(f"{loss} · seed {s}", cfg.replace(**{"loss.name": loss, "train.seed": s}), loss, s)
             for loss in SEG_LOSSES for s in cfg.train.seeds_for_ablation()]
     runs += [(f"pid_tversky · {g}", cfg.replace(**{"loss.name": "pid_tversky", **{f"loss.{k}": v for k, v in gains.items()}}),
               "pid_tversky", g) for g, gains in cfg.train.ablation_pid_gains.items()]
-    return cfg, runs, [training_job(run, f"ablation {name}", vcfg, sp, pseudo) for name, vcfg, _, _ in runs]
+    def job_name(name, v):  # a run that is a headline model at one of its seeds is that model: its cached predictions are read
+        same = v.hash(*TRAINING_KEYS) == base.replace(**{"train.seed": v.train.seed}).hash(*TRAINING_KEYS)
+        return base_name if same else f"ablation {name}"
+    return cfg, runs, [training_job(run, job_name(name, vcfg), vcfg, sp, pseudo) for name, vcfg, _, _ in runs]
 
 def stage_ablation(run:Run, preprocess:PreprocessOutput) -> AblationOutput|None:
     "Every segmentation loss over every seed (Table 6), and β trajectories across seeds and the gains of `train.ablation_pid_gains`."
@@ -260,14 +265,15 @@ def stage_ablation(run:Run, preprocess:PreprocessOutput) -> AblationOutput|None:
         if isinstance(seed, str): continue
         ev = evaluate_model(cfg, preprocess, name, pred)
         for target, g in ev["seg"].groupby("target"):
-            rows.append(dict(loss=loss, seed=seed, target=target, **_seed_summary(g),
-                             accuracy=float(np.mean(np.array(ev["head"]) == np.array(ev["y_true"])))))
+            rows.append(dict(loss=loss, seed=seed, target=target, trained_on=cfg.train.seg_target, epochs=len(pred["log"]),
+                             max_epochs=cfg.train.max_epochs, **_seed_summary(g), **grade_summary(ev["y_true"], ev["head"])))
     per_seed = pd.DataFrame(rows)
-    metrics = [c for c in per_seed.columns if c not in ("loss", "seed", "target")]
+    metrics = [c for c in per_seed.columns if c not in ("loss", "seed", "target", "trained_on", "max_epochs", "degenerate")]
     fmt = mean_sd_table(per_seed, ["target", "loss"], metrics)
     run.table(per_seed, "ablation_loss_per_seed", "Loss ablation: one row per loss, seed and target (macro over grades)")
-    run.table(fmt, "ablation_loss", f"Table 6: loss ablation, mean ± sd over seeds {list(cfg.train.seeds_for_ablation())} "
-              f"({cfg.train.max_epochs} epochs per run, macro over grades)")
+    run.table(fmt, "ablation_loss", f"Table 6: loss ablation of {model_label(cfg)} on the {cfg.train.seg_target} target, "
+              f"seeds {list(cfg.train.seeds_for_ablation())} (mean ± sd where more than one), up to {cfg.train.max_epochs} epochs "
+              f"per run with early stopping (patience {cfg.train.patience}), macro over grades")
     plot_pid_trajectories(pid_logs, cfg, run.figure("pid_trajectories"))
     return AblationOutput(per_seed=per_seed)
 
@@ -301,7 +307,7 @@ def stage_statistics(run:Run, evaluate:EvaluateOutput) -> StatisticsOutput|None:
     patients = pd.Series(first["patients"], index=ids)
     y_true = pd.Series(first["y_true"], index=ids)
     heads = {n: pd.Series(evals[n]["head"], index=ids) for n in names}
-    constant = {n for n in names if evals[n]["head"] and len(set(evals[n]["head"])) < 2}
+    constant = {n for n in names if evals[n]["head"] and grade_summary(evals[n]["y_true"], evals[n]["head"])["degenerate"]}
     grade = paired_tests(heads, patients, "grade head predictions", y_true=y_true, exact=run.cfg.eval.mcnemar_exact)
     grade["note"] = [("degenerate head (one grade for every slice): not a finding" if {a, b} & constant else "")
                      for a, b in zip(grade.model_a, grade.model_b)]

@@ -9,10 +9,13 @@ import json
 import numpy as np, pandas as pd
 from tqdm.auto import tqdm
 from ..core.config import StudyConfig
-from ..core.cases import Cohort, split_by_patient
+from ..core.cases import Cohort, fold_splits
+from ..core.masks import confusion_counts
 from ..preprocess.denoise import denoise_cohort
 from ..preprocess.pseudomask import pseudo_masks
-from ..evaluation.metrics import segmentation_cases, ci_summary, ci_table, SEGMENTATION_METRICS
+from ..evaluation.metrics import segmentation_cases, ci_summary, ci_table, format_ci
+from ..evaluation.stats import bootstrap_ci, cluster_bootstrap_ci, wilcoxon, patient_paired_test
+from statsmodels.stats.multitest import multipletests
 from ..evaluation.localisation import localisation_cases, XATTN_VARIANTS, CAM_METHODS, BASELINES, LOC_SETTINGS
 from ..evaluation.study_figures import plot_real_overlays
 from ..model.unet_peer import build_unet, fit_unet, predict_unet
@@ -21,10 +24,11 @@ from .data_sources import load_real_cohort
 from .engine import (Run, resolve_device, model_label, with_backbone, model_key, checkpoint_dir,
                                    load_trained, torch_threads)
 from ..core.rundir import atomic_write, provenance
-from .stage_models import training_job, paired_tests
+from .stage_models import training_job
 
 # %% auto #0
-__all__ = ['REAL_KEYS', 'real_variants', 'train_unet', 'real_jobs', 'RealOutput', 'stage_real']
+__all__ = ['REAL_KEYS', 'UNET', 'MIN_PATIENTS_FOR_CI', 'real_variants', 'fold_name', 'band_boxes', 'train_unet', 'real_jobs',
+           'with_counts', 'patient_table', 'real_summary', 'real_paired_tests', 'RealOutput', 'stage_real']
 
 # %% ../../nbs/26e_stage_real.ipynb #f94c56d9
 def real_variants(cfg:StudyConfig, feature_cache=None) -> dict:
@@ -38,97 +42,199 @@ def real_variants(cfg:StudyConfig, feature_cache=None) -> dict:
         out[f"LSSNet · {model_label(v)}"] = v
     return out
 
-def _real_splits(run:Run) -> dict:
-    "The real cohort, denoised and split by patient (cached)."
+def fold_name(i:int, k:int) -> str: return f"fold {i + 1} of {k}"
+
+def _real_folds(run:Run) -> list:
+    "The real cohort, denoised, in `real.folds` patient-level cross-validation splits (`fold_splits`; the cohort cached)."
     cfg = run.cfg
     cohort = run.cache("real_cohort", cfg.hash("real", "data.notes"), load_real_cohort, cfg)
     cohort.require("mask", by="the real-data stage")
     denoised = denoise_cohort(cohort, cfg, cache_dir=run.out/"cache")
-    return split_by_patient(denoised, cfg.real.split_fractions, cfg.real.seed)
+    return fold_splits(denoised, cfg.real.folds, cfg.real.seed, cfg.real.val_fraction)
+
+def band_boxes(mask:np.ndarray, n:int=4, margin:int=0) -> list:
+    "Boxes of the mask's parts in `n` equal bands of rows (a long curved canal split along its length, as `13a_medsam` explored)."
+    rows = np.flatnonzero(mask.any(1))
+    if not len(rows): return []
+    edges, idx = np.linspace(rows[0], rows[-1] + 1, n + 1).astype(int), np.arange(mask.shape[0])[:, None]
+    return [mask_box(mask & (idx >= a) & (idx < b), margin) for a, b in zip(edges[:-1], edges[1:]) if mask[a:b].any()]
 
 def _box_masks(test:list, own:dict, margin:int) -> dict:
-    "LiteMedSAM per case with two box prompts in one encoder pass: the true mask's box, and the box of `own[case_id]` (empty: no mask)."
-    oracle, mine = [], []
+    "LiteMedSAM per case, three prompts from one encoder pass: the true mask's box, boxes of its 4 row bands (union), and the box of `own[case_id]`."
+    out = dict(oracle=[], bands=[], own=[])
     for c in tqdm(test, desc="LiteMedSAM box prompts", leave=False):
-        boxes = [mask_box(c.mask, margin)] + ([mask_box(own[c.case_id], margin)] if own[c.case_id].any() else [])
+        bands = band_boxes(c.mask, 4, margin)
+        boxes = [mask_box(c.mask, margin)] + bands + ([mask_box(own[c.case_id], margin)] if own[c.case_id].any() else [])
         p = medsam_box_segment(c.image, np.stack(boxes))
-        oracle.append(p[0]); mine.append(p[1] if len(p) > 1 else np.zeros(c.image.shape, np.float32))
-    return dict(oracle=oracle, own=mine)
+        out["oracle"].append(p[0]); out["bands"].append(p[1:1 + len(bands)].max(0))
+        out["own"].append(p[-1] if own[c.case_id].any() else np.zeros(c.image.shape, np.float32))
+    return out
 
 REAL_KEYS = ("real", "data.notes")  # what a model of the real-data stage depends on beyond `TRAINING_KEYS`
+UNET = "U-Net (MONAI, Dice + CE)"
 
-def train_unet(run:Run, cfg:StudyConfig, splits:dict, image_size:int, progress:bool=True) -> dict:
+def train_unet(run:Run, cfg:StudyConfig, splits:dict, image_size:int, progress:bool=True, model_name:str="real unet") -> dict:
     "The MONAI U-Net peer of the real-data stage on `train.threads` threads: trained on `splits['train']` (early stopping on 'val'), its test-split mask probabilities."
     with torch_threads(cfg.train.threads):
         m = build_unet(cfg, image_size=image_size)
-        out = checkpoint_dir(run, "real unet", cfg, *REAL_KEYS)
+        out = checkpoint_dir(run, model_name, cfg, *REAL_KEYS)
         log = fit_unet(m, splits["train"], splits["val"], cfg, out, device=resolve_device(cfg), progress=progress)
-        atomic_write(out/"provenance.json", json.dumps(dict(model="real unet", **provenance()), indent=1))
+        atomic_write(out/"provenance.json", json.dumps(dict(model=model_name, **provenance()), indent=1))
         return dict(mask_probs=predict_unet(m, splits["test"]), log=log)
 
 def _real_localisation(run:Run, name:str, v:StudyConfig, test:list) -> pd.DataFrame:
     "Localisation scores of one real-data LSSNet's maps against the real masks (no grades: no deletion curves; no CAM through a frozen cached encoder)."
-    model = load_trained(run, f"real {name}", v, *REAL_KEYS)
+    model = load_trained(run, name, v, *REAL_KEYS)
     methods = XATTN_VARIANTS + BASELINES + (() if v.model.backbone == "medsam" else CAM_METHODS)
     return localisation_cases(model, test, model_name=name, methods=methods, deletion=False, batch_size=4,  # LiteMedSAM's 64×64 token
                               ring_px=LOC_SETTINGS["ring_px"], tol_px=LOC_SETTINGS["tol_px"])  # grid for 16 slices at once ran out of memory
 
 def real_jobs(run:Run) -> tuple:
-    "The real cohort's splits, its LSSNets (name -> config), and the training jobs of those and of the U-Net peer."
-    cfg, sp = run.cfg, _real_splits(run)
+    "The real cohort's cross-validation folds, its LSSNets (name -> config), and the training jobs of those and of the U-Net peer, fold by fold."
+    cfg, folds = run.cfg, _real_folds(run)
     variants = real_variants(cfg, run.out/"cache"/"features")
     ucfg = cfg.replace(**{"train.max_epochs": cfg.real.max_epochs or cfg.train.max_epochs})
-    jobs = [training_job(run, f"real {name}", v, sp, {}, *REAL_KEYS) for name, v in variants.items()]
-    jobs.append(("predictions", model_key(run, "real unet", ucfg, *REAL_KEYS), train_unet, (run, ucfg, sp, cfg.real.image_size),
-                 dict(progress=run.workers == 1)))
-    return sp, variants, jobs
+    jobs = []
+    for i, sp in enumerate(folds):
+        tag = f"real {fold_name(i, len(folds))}"
+        jobs += [training_job(run, f"{tag} {name}", v, sp, {}, *REAL_KEYS) for name, v in variants.items()]
+        jobs.append(("predictions", model_key(run, f"{tag} unet", ucfg, *REAL_KEYS), train_unet, (run, ucfg, sp, cfg.real.image_size),
+                     dict(progress=run.workers == 1, model_name=f"{tag} unet")))
+    return folds, variants, jobs
 
+# %% ../../nbs/26e_stage_real.ipynb #7808a496
+MIN_PATIENTS_FOR_CI = 10  # patient-bootstrap intervals only with at least this many tested patients; fewer: the per-patient values and n
+
+def _units(units) -> str: return " or ".join(sorted(set(map(str, units))))  # "mm", or "mm or px" where slices differ
+
+def _dice(tp, fp, fn) -> float:
+    "Foreground Dice from pixel counts; NaN where neither mask has a foreground pixel."
+    d = 2 * tp + fp + fn
+    return float(2 * tp / d) if d > 0 else np.nan
+
+def with_counts(per_case:pd.DataFrame, cases:list, preds:list) -> pd.DataFrame:
+    "`per_case` (in the order of `cases`) with each slice's foreground pixel counts tp, fp, fn (for Dice pooled over pixels and in 3D)."
+    c = [confusion_counts(p, x.mask) for p, x in zip(preds, cases)]
+    return per_case.assign(tp=[d["tp"] for d in c], fp=[d["fp"] for d in c], fn=[d["fn"] for d in c])
+
+def patient_table(per_case:pd.DataFrame) -> pd.DataFrame:
+    "One row per model × patient: fold, n_slices, Dice mean over slices, Dice 3D over the patient's stack (pooled counts), HD95 median and undefined."
+    rows = []
+    for (m, p), g in per_case.groupby(["model", "patient_id"], sort=False):
+        h = g.hd95.to_numpy(float)
+        rows.append(dict(model=m, patient_id=p, fold=g.fold.iloc[0], n_slices=len(g), dice_mean_slices=float(g.dice.mean()),
+                         dice_3d=_dice(g.tp.sum(), g.fp.sum(), g.fn.sum()),
+                         hd95_median=float(np.median(h[~np.isnan(h)])) if (~np.isnan(h)).any() else np.nan,
+                         hd95_unit=_units(g.hd95_unit), n_hd95_undefined=int(np.isnan(h).sum())))
+    return pd.DataFrame(rows)
+
+def _cell(est:float, lo:float, hi:float, per_patient, n:int) -> str:
+    "A summary cell: the value with its patient-bootstrap interval when n >= MIN_PATIENTS_FOR_CI, else with the per-patient values and n."
+    if n >= MIN_PATIENTS_FOR_CI: return format_ci(est, lo, hi)
+    return f"{format_ci(est)} (n={n} patients: {', '.join(format_ci(v) for v in per_patient)})"
+
+def real_summary(per_case:pd.DataFrame, per_patient:pd.DataFrame, n:int=2000, seed:int=0, level:float=0.95) -> pd.DataFrame:
+    "Per model: foreground Dice three ways (mean over slices, pooled over pixels, per patient 3D; `Dice` is the last) and HD95, with the CI rule."
+    rows = []
+    for m, g in per_case.groupby("model", sort=False):
+        pp = per_patient[per_patient.model == m].set_index("patient_id")
+        n_p, ok = len(pp), ~g.dice.isna().to_numpy()
+        sl = cluster_bootstrap_ci(g.dice.to_numpy(float)[ok], g.patient_id.to_numpy()[ok], n=n, seed=seed, level=level)
+        sums = g.groupby("patient_id")[["tp", "fp", "fn"]].sum().loc[pp.index].to_numpy(float)
+        pooled = (_dice(*sums.sum(0)),) + ((np.nan,) * 2)
+        if n_p >= MIN_PATIENTS_FOR_CI:  # resample whole patients, pool their pixel counts
+            w = np.random.default_rng(seed).multinomial(n_p, np.full(n_p, 1 / n_p), size=n).astype(float) @ sums
+            r = 2 * w[:, 0] / (2 * w[:, 0] + w[:, 1] + w[:, 2])
+            pooled = (pooled[0], *np.quantile(r[np.isfinite(r)], [(1 - level) / 2, (1 + level) / 2]))
+        d3 = pp.dice_3d.dropna().to_numpy()
+        p3 = bootstrap_ci(d3, n=n, seed=seed, level=level) if len(d3) else (np.nan,) * 3
+        h = g.hd95.to_numpy(float)
+        cells = {"Dice (mean over slices)": _cell(*sl[:3], pp.dice_mean_slices, n_p),
+                 "Dice (pooled over pixels)": _cell(*pooled, pp.dice_3d, n_p),
+                 "Dice (per patient 3D)": _cell(*p3, pp.dice_3d, n_p)}
+        rows.append(dict(model=m, target="anatomical", Dice=cells["Dice (per patient 3D)"], **cells,
+                         **{f"HD95 ({_units(g.hd95_unit)}), median over slices": format_ci(np.median(h[~np.isnan(h)]) if (~np.isnan(h)).any() else np.nan),
+                            "HD95 undefined (slices)": int(np.isnan(h).sum())},
+                         n_patients=n_p, n_slices=len(g), intervals="patient bootstrap" if n_p >= MIN_PATIENTS_FOR_CI else "none: per-patient values"))
+    return pd.DataFrame(rows)
+
+def real_paired_tests(per_patient:pd.DataFrame, best:str, n_resamples:int=9999, seed:int=0) -> pd.DataFrame:
+    "`best` against every other model on per-patient 3D Dice: Wilcoxon signed-rank (scipy) and the sign-flip permutation test, Holm within each."
+    wide = per_patient.pivot(index="patient_id", columns="model", values="dice_3d")
+    rows = []
+    for m in [c for c in per_patient.model.unique() if c != best]:
+        d = wide[[best, m]].dropna()
+        a, b = d[best].to_numpy(), d[m].to_numpy()
+        base = dict(model_a=best, model_b=m, n_patients=len(d), mean_difference=float((a - b).mean()) if len(d) else np.nan)
+        if len(d) < 2: continue
+        rows.append(dict(**base, **{k: v for k, v in wilcoxon(a, b).items() if k not in ("n",)}))
+        r = patient_paired_test(a, b, d.index.to_numpy(), n_resamples=n_resamples, seed=seed)
+        rows.append(dict(**base, **{k: v for k, v in r.items() if k not in ("n", "n_slices")}))
+    df = pd.DataFrame(rows)
+    if df.empty: return df
+    df["family"] = np.where(df.test.str.startswith("Wilcoxon"), "Wilcoxon", "sign-flip")
+    df["p_holm"] = df.groupby("family").p_value.transform(lambda p: multipletests(p, method="holm")[1])
+    return df.drop(columns="family").assign(comparison="per-patient 3D Dice vs the real mask")
+
+# %% ../../nbs/26e_stage_real.ipynb #b70720ed
 @dataclass
 class RealOutput:
-    "The real-data stage's per-slice scores of every model."
+    "The real-data stage's per-slice scores of every model (with each slice's fold) and the per-patient table."
     per_case: pd.DataFrame
+    per_patient: pd.DataFrame
 
 def stage_real(run:Run) -> RealOutput|None:
-    "LSSNet per backbone, the U-Net peer, LiteMedSAM (oracle box; box of LSSNet's mask) and Algorithm 1 against real masks."
+    "Cross-validated over patients: LSSNet per backbone, the U-Net peer, LiteMedSAM's box prompts and Algorithm 1 against real masks."
     cfg = run.cfg
     if cfg.real.source is None:
         print("stage real: skipped: no real cohort (cfg.real.source is empty)"); return None
-    sp, variants, jobs = real_jobs(run)
-    test = list(sp["test"])
-    probs, val_dice = {}, {}
-    *preds, unet = run.cache_many(jobs, desc="real: LSSNets and the U-Net")
-    for name, pred in zip(variants, preds):
-        probs[name], val_dice[name] = pred["mask_probs"], float(pred["log"].val_dice.max())
-    probs["U-Net (MONAI, Dice + CE)"] = unet["mask_probs"]
-    first = max(val_dice, key=val_dice.get)  # the LSSNet that segments the validation patients best gives LiteMedSAM its box
-    own = {c.case_id: p > 0.5 for c, p in zip(test, probs[first])}
-    boxed = run.cache("medsam_boxes", model_key(run, f"real {first}", variants[first], *REAL_KEYS), _box_masks, test, own,
-                      cfg.real.box_margin_px)
-    probs["LiteMedSAM · oracle box (upper reference)"] = boxed["oracle"]
-    probs[f"LiteMedSAM · box of {first}'s mask"] = boxed["own"]
+    folds, variants, jobs = real_jobs(run)
+    k, per = len(folds), len(variants) + 1
+    outs = run.cache_many(jobs, desc=f"real: LSSNets and the U-Net, {k} folds")
+    test, fold_of, probs, val_dice = [], {}, {n: [] for n in [*variants, UNET]}, {n: [] for n in variants}
+    boxed = {"oracle": [], "bands": [], "own": []}
+    for i, sp in enumerate(folds):
+        t, o = list(sp["test"]), outs[i * per:(i + 1) * per]
+        test += t; fold_of.update({c.case_id: i + 1 for c in t})
+        for name, pred in zip(variants, o[:-1]):
+            probs[name] += pred["mask_probs"]; val_dice[name].append(float(pred["log"].val_dice.max()))
+        probs[UNET] += o[-1]["mask_probs"]
+        if cfg.real.medsam_boxes:  # the LSSNet that segments this fold's validation patients best gives LiteMedSAM its box
+            first = max(variants, key=lambda n: val_dice[n][-1])
+            own = {c.case_id: p > 0.5 for c, p in zip(t, probs[first][-len(t):])}
+            b = run.cache("medsam_boxes", model_key(run, f"real {fold_name(i, k)} {first}", variants[first], *REAL_KEYS), _box_masks,
+                          t, own, cfg.real.box_margin_px)
+            for key in boxed: boxed[key] += b[key]
+    if cfg.real.medsam_boxes:
+        probs["LiteMedSAM zero-shot · box of the true mask (oracle prompt)"] = boxed["oracle"]
+        probs["LiteMedSAM zero-shot · 4 band boxes of the true mask (oracle prompts)"] = boxed["bands"]
+        probs["LiteMedSAM zero-shot · box of the best-validating LSSNet's mask"] = boxed["own"]
     probs["Algorithm 1 (unconditioned)"] = [m.astype(np.float32) for m in
                                             pseudo_masks(Cohort(test), cfg, conditioned=False).values()]
-    per_case = pd.concat([segmentation_cases(test, [p > 0.5 for p in ps]).assign(model=n) for n, ps in probs.items()])
-    summary = pd.concat([ci_summary(g, list(SEGMENTATION_METRICS), by=None, n=cfg.eval.n_bootstrap, seed=cfg.eval.seed,
-                                    level=cfg.eval.ci, cluster="patient_id").assign(model=m, target="anatomical")
-                         for m, g in per_case.groupby("model", sort=False)])
-    summary = summary[["model", "target"] + [c for c in summary.columns if c not in ("model", "target")]]
-    where = (f"{cfg.real.source}: {len(sp['test'].patients)} test patients, {len(test)} slices; "
-             f"trained on {len(sp['train'].patients)} patients ({len(sp['train'])} slices)")
+    per_case = pd.concat([with_counts(segmentation_cases(test, [p > 0.5 for p in ps]), test, [p > 0.5 for p in ps]).assign(model=n)
+                          for n, ps in probs.items()])
+    per_case.insert(2, "fold", per_case.case_id.map(fold_of))
+    per_patient = patient_table(per_case)
+    n_p = len({c.patient_id for c in test})
+    where = (f"{cfg.real.source}: {k}-fold cross-validation over {n_p} patients ({len(test)} slices), each patient tested once "
+             f"by models trained on the other folds' patients")
     run.table(per_case, "real_segmentation_per_case", f"Real masks ({where}): per-slice scores")
-    run.table(ci_table(summary, index=["model", "target", "group"]).reset_index(), "real_segmentation_summary",
-              f"Segmentation against real canal masks ({where}); patient-level cluster-bootstrap 95 % CIs (with this few test "
-              f"patients, a wide and rough interval; slice-level ones in the CSV)")
-    scores = {n: g.set_index("case_id").dice for n, g in per_case.groupby("model", sort=False)}
-    patients = pd.Series({c.case_id: c.patient_id for c in test})
-    run.table(paired_tests(scores, patients, "per-slice Dice vs the real mask"), "real_statistics",
-              "Every pair of rows on Dice: the patient-level sign-flip test (its smallest possible p is 2 / 2^patients) and the "
-              "slice-level Wilcoxon signed-rank test, Holm-adjusted within each")
-    loc = pd.concat([_real_localisation(run, name, v, test) for name, v in variants.items()], ignore_index=True)
+    run.table(per_patient, "real_segmentation_per_patient", f"Real masks ({where}): per patient, Dice mean over slices and "
+              "3D over the patient's stack, HD95 median over slices and its undefined slices")
+    run.table(real_summary(per_case, per_patient, n=cfg.eval.n_bootstrap, seed=cfg.eval.seed, level=cfg.eval.ci),
+              "real_segmentation_summary", f"Segmentation against real canal masks ({where}); foreground Dice three ways (`Dice`: per "
+              f"patient 3D, mean over patients); patient-bootstrap {cfg.eval.ci:.0%} intervals only with ≥ {MIN_PATIENTS_FOR_CI} "
+              "tested patients, otherwise the per-patient values and n")
+    best = max(variants, key=lambda n: np.mean(val_dice[n]))  # by validation Dice over the folds: chosen without the test patients
+    run.table(real_paired_tests(per_patient, best, seed=cfg.eval.seed), "real_statistics",
+              f"{best} (the best mean validation Dice over the folds) against every other row on per-patient 3D Dice: Wilcoxon "
+              "signed-rank and the sign-flip permutation test, Holm-adjusted within each; n = patients")
+    loc = pd.concat([_real_localisation(run, f"real {fold_name(i, k)} {name}", v, list(sp["test"])).assign(model=name)
+                     for i, sp in enumerate(folds) for name, v in variants.items()], ignore_index=True)
     metrics = ["mass_ratio", "ring_ratio", "pointing"]
     loc_sum = pd.concat([ci_summary(g, metrics, by=None, n=cfg.eval.n_bootstrap, seed=cfg.eval.seed, level=cfg.eval.ci,
-                                    cluster="patient_id").assign(model=m, method=k, target="anatomical")
-                         for (m, k), g in loc.groupby(["model", "method"], sort=False)])
+                                    cluster="patient_id").assign(model=m, method=mk, target="anatomical")
+                         for (m, mk), g in loc.groupby(["model", "method"], sort=False)])
     run.table(ci_table(loc_sum, index=["model", "method", "target", "group"]).reset_index(), "real_explanations",
               f"Where the explanations of the real-data LSSNets point ({where}): mass ratio and ring ratio inside the real canal mask "
               f"(1 = chance), pointing game (±{LOC_SETTINGS['tol_px']} px); patient-level 95 % CIs; no grades, so no deletion curves; "
@@ -136,4 +242,4 @@ def stage_real(run:Run) -> RealOutput|None:
     pick = [test[i] for i in np.linspace(0, len(test) - 1, min(2, len(test))).round().astype(int)]
     index = {c.case_id: i for i, c in enumerate(test)}
     plot_real_overlays(pick, {n: [ps[index[c.case_id]] for c in pick] for n, ps in probs.items()}, run.figure("real_overlays"))
-    return RealOutput(per_case=per_case)
+    return RealOutput(per_case=per_case, per_patient=per_patient)

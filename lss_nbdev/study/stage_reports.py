@@ -220,7 +220,8 @@ def seeds_jobs(run:Run, preprocess:PreprocessOutput, variants:dict) -> tuple:
     cfg, sp, pseudo = run.cfg, preprocess.splits, preprocess.pseudo
     heads = [n for n, v in variants.items() if (v.model.backbone, v.model.decoder) == (cfg.model.backbone, cfg.model.decoder)]
     runs = [(name, seed, variants[name].replace(**{"train.seed": seed})) for name in heads for seed in cfg.train.seeds]
-    return heads, runs, [training_job(run, name, v, sp, pseudo, keep_prefix=ablation_prefix(cfg, v)) for name, _, v in runs]
+    base = variants[explained_model(variants)]
+    return heads, runs, [training_job(run, name, v, sp, pseudo, keep_prefix=ablation_prefix(base, v)) for name, _, v in runs]
 
 def stage_seeds(run:Run, cohort:CohortOutput, preprocess:PreprocessOutput, train:TrainOutput, crossfit:CrossfitOutput) -> SeedsOutput|None:
     "The headline models (the default and its anatomical-target twin) retrained for every seed of `train.seeds`: mean ± sd, per seed."
