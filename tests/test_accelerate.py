@@ -55,7 +55,8 @@ def worker(out:Path):
     log.to_csv(out/f"log_rank{rank}.csv", index=False)
     save_model(model, str(out/f"final_rank{rank}.safetensors"))
     # Adam hides a wrong gradient scale (its step is scale-free); one epoch of plain SGD through run_epoch does not
-    from lss_nbdev.model.train import make_accelerator, sync_batchnorm
+    from lss_nbdev.model.train import make_accelerator
+    from lss_nbdev.model.distributed import sync_batchnorm
     acc = make_accelerator()
     cfg, model, tr, va = setup()
     net, opt = acc.prepare(sync_batchnorm(model.to(acc.device)), sgd(model))

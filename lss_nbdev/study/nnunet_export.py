@@ -10,7 +10,7 @@ import numpy as np
 import cv2
 from ..core.config import StudyConfig
 from ..core.cases import Cohort, patient_folds
-from .engine import load_real_cohort
+from .data_sources import load_real_cohort
 
 # %% auto #0
 __all__ = ['nnunet_case_id', 'export_nnunet', 'export_real_nnunet']

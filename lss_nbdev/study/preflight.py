@@ -11,8 +11,9 @@ from ..core.config import StudyConfig
 from ..model.losses import SEG_LOSSES
 from ..model.backbones import DEFAULT_WEIGHTS, resolve_weights
 from ..model.medsam import litemedsam_weights
-from ..evaluation.metrics import java_available, METEOR_NOTE
-from .engine import parse_data_spec, parse_real_spec, resolve_data_path, model_variants, with_backbone
+from ..evaluation.language_metrics import java_available, METEOR_NOTE
+from .data_sources import parse_data_spec, parse_real_spec, resolve_data_path
+from .engine import model_variants, with_backbone
 from .stage_real import real_variants
 
 # %% auto #0

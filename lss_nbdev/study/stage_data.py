@@ -15,7 +15,8 @@ from ..preprocess.pseudomask import pseudo_masks, preprocessing_summary
 from ..evaluation.study_figures import plot_cohort_examples, plot_pseudomask_overlays
 from ..data.notes import load_notes, notes_grade_table
 from ..data.phantom import make_cohort
-from .engine import Run, load_cohort, resolve_data_path, cohort_table
+from .data_sources import load_cohort, resolve_data_path
+from .engine import Run, cohort_table
 
 # %% auto #0
 __all__ = ['needs', 'notes_table', 'CohortOutput', 'PreprocessOutput', 'stage_cohort', 'stage_preprocess']

@@ -12,7 +12,8 @@ from ..core.config import StudyConfig
 from ..core.grades import GRADES
 from ..core.masks import affected_area, template_grade
 from ..model.losses import SEG_LOSSES
-from ..model.train import build_model, network_inputs, fit, predict, copy_checkpoint, read_train_state
+from ..model.checkpoints import read_train_state
+from ..model.train import build_model, network_inputs, fit, predict, copy_checkpoint
 from ..model.region import to_slice, region_misses, fit_region_prior, crop_cases
 from ..model.train import seg_targets
 from ..model.unet_peer import build_unet, fit_unet, predict_unet

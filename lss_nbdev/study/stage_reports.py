@@ -13,7 +13,8 @@ from ..model.region import crop_case, to_slice
 from ..core.grades import GRADES
 from ..core.cases import Cohort
 from ..evaluation.stats import patient_paired_test
-from ..evaluation.metrics import classification_table, nlg_scores, nlg_table, expected_calibration_error, mean_sd_table, grade_summary
+from ..evaluation.metrics import classification_table, expected_calibration_error, mean_sd_table, grade_summary
+from ..evaluation.language_metrics import nlg_scores, nlg_table
 from ..evaluation.calibration import fit_temperature, apply_temperature
 from ..reportgen.report_template import inputs_from_cases
 from ..reportgen.report_decoder import build_decoder, train_arrg, save_arrg, load_arrg, report_table
