@@ -222,6 +222,7 @@ def bland_altman_figure(expert:pd.DataFrame, # `level_measures` from the expert 
                         model:pd.DataFrame, # `level_measures` from one or more models (`model` column)
                         measure:str="ap_disc_mm", # the column compared
                         unit:str="mm",
+                        path=None, # where to save the PNG (the figure is then closed)
                        ):
     "Bland–Altman plot per model: difference (model − expert) against the mean, with bias and 95 % limits of agreement."
     import matplotlib.pyplot as plt
@@ -237,4 +238,5 @@ def bland_altman_figure(expert:pd.DataFrame, # `level_measures` from the expert 
         ax.set(title=f"{name} (n={int(d.n)})", xlabel=f"mean of expert and model ({unit})")
     axs[0][0].set_ylabel(f"model − expert ({unit})")
     fig.tight_layout()
+    if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
     return fig

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 import json
 import numpy as np, pandas as pd
-import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 from ..core.config import StudyConfig
 from ..core.cases import Cohort, fold_splits
@@ -255,8 +254,7 @@ def stage_real(run:Run) -> RealOutput|None:
         run.table(level_agreement(expert, measured), "real_canal_level_agreement", "Per-level AP diameter at the disc: each model's "
                   "mask against the expert's, on the same lines (mean absolute difference and bias in mm, 95 % limits of agreement, "
                   "ICC(2,1)); n = patient × level pairs measurable in both")
-        fig = bland_altman_figure(expert, measured)
-        fig.savefig(run.figure("real_canal_levels_bland_altman"), dpi=110); plt.close(fig)
+        bland_altman_figure(expert, measured, path=run.figure("real_canal_levels_bland_altman"))
     loc = pd.concat([_real_localisation(run, f"real {fold_name(i, k)} {name}", v, list(sp["test"])).assign(model=name)
                      for i, sp in enumerate(folds) for name, v in variants.items()], ignore_index=True)
     metrics = ["mass_ratio", "ring_ratio", "pointing"]
