@@ -9,7 +9,7 @@ import json
 import numpy as np, pandas as pd
 from tqdm.auto import tqdm
 from ..core.config import StudyConfig
-from ..core.cases import Cohort, fold_splits
+from ..core.cases import Cohort, fold_splits, patient_folds
 from ..core.masks import confusion_counts
 from ..preprocess.denoise import denoise_cohort
 from ..preprocess.pseudomask import pseudo_masks
@@ -51,6 +51,7 @@ def _real_folds(run:Run) -> list:
     cfg = run.cfg
     cohort = run.cache("real_cohort", cfg.hash("real", "data.notes"), load_real_cohort, cfg)
     cohort.require("mask", by="the real-data stage")
+    patient_folds(cohort.patients, cfg.real.folds, cfg.real.seed)  # too few patients for the folds: refused before any preprocessing
     denoised = denoise_cohort(cohort, cfg, cache_dir=run.out/"cache")
     return fold_splits(denoised, cfg.real.folds, cfg.real.seed, cfg.real.val_fraction)
 
