@@ -175,6 +175,13 @@ def _real(d):
     yield ("Real canal masks (the real-data stage)", "Dice against the real mask, cross-validated over patients (per patient in 3D, mean over patients; a patient-bootstrap 95 % CI with ≥ 10 tested patients, else the per-patient values): " +
            "; ".join(f"{r.model} {r[dice]}" for _, r in t.iterrows()), "`tables/real_segmentation_summary`, `figures/real_overlays.png`")
 
+def _canal_levels(d):
+    t = _csv(d, "real_canal_level_agreement").set_index("model")
+    yield ("The canal's AP diameter at each disc level, from each model's cross-validated mask against the expert's (same lines; "
+           "discs from the expert labels, levels counted from caudal)", "; ".join(f"{m}: mean absolute difference {r.MAD:.2f} mm, bias "
+           f"{r.bias:+.2f} mm, ICC {r.ICC:.2f} (n = {int(r.n)} patient × level pairs)" for m, r in t.iterrows()),
+           "`tables/real_canal_level_agreement`, `figures/real_canal_levels_bland_altman.png`")
+
 def _explanations(d):
     t = _csv(d, "explanations")
     kept = t[t.kept.astype(bool)].method.iloc[0]
@@ -196,7 +203,7 @@ def _reproducibility(d):
            f"(the default and anatomical-target models)", "`results/reproducibility/threads.md` (`benchmarks/reproducibility.py`)")
 
 FINDINGS = (_pseudomask, _headline, _grade_sources, _seeds_comparison, _backbones, _ablation, _arrg, _report_grading, _calibration, _stability,
-            _explanations, _notes, _real, _reproducibility)
+            _explanations, _notes, _real, _canal_levels, _reproducibility)
 
 def _commit(commit:str|None, dirty:bool|None) -> str:
     return "an unversioned tree" if commit is None else f"`{commit[:7]}`" + (" with uncommitted changes" if dirty else "")
