@@ -4,16 +4,15 @@
 
 # %% ../../nbs/27f_dicom_seg.ipynb #55485b07
 from __future__ import annotations
-import copy, warnings
+import copy, uuid, warnings
 from pathlib import Path
-import numpy as np, pydicom
+import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 import lss_nbdev
-from .privacy import pseudonymised_copy, random_uid
 
 # %% auto #0
-__all__ = ['SOURCE_DIR', 'scrubbed_source', 'write_canal_seg']
+__all__ = ['SOURCE_DIR', 'scrubbed_source', 'random_uid', 'write_canal_seg']
 
 # %% ../../nbs/27f_dicom_seg.ipynb #ce394cb6
 _SEG_KEEP = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "Modality", "SeriesNumber",
@@ -36,22 +35,27 @@ def scrubbed_source(ds:Dataset, # a source image header
 
 SOURCE_DIR = "canal_seg_source"  # the pseudonymised copies of the SEG's source slices, beside it
 
+def random_uid()->str:
+    "A new UID for a new object (2.25 and a random UUID): linked to nothing."
+    return f"2.25.{uuid.uuid4().int}"
+
 def write_canal_seg(path, # where to write canal_seg.dcm
                     results:list, # from `run_pipeline` (DICOM slices with headers)
                     pseudonym:str,
                     model_name:str="LSSNet",
-                    key:bytes|None=None, # the user's key: SEG on pseudonymised copies (keyed UIDs), written to SOURCE_DIR; None: the source UIDs
+                    copies:list|None=None, # per level slice its pseudonymised copy (`pseudonymised_copy`, 27g), written to SOURCE_DIR; None: the source UIDs
                    )->Path:
-    "A DICOM Segmentation of the predicted masks on the level slices: on keyed, pseudonymised copies written beside it, or (key None) on the source series."
+    "A DICOM Segmentation of the predicted masks on the level slices: on their pseudonymised copies, written beside it, or (no copies) on the source series."
     import highdicom as hd
     from pydicom.sr.codedict import codes
     path = Path(path)
     heads = [o["slice"].header for o in results]
     if any(h is None for h in heads): raise ValueError("the input is not DICOM: a DICOM-SEG must reference DICOM source images")
     if len({str(h.get("SeriesInstanceUID", "")) for h in heads}) > 1: raise ValueError("the level slices come from more than one series")
-    if key is None: src = [scrubbed_source(h, pseudonym) for h in heads]
+    if copies is None: src = [scrubbed_source(h, pseudonym) for h in heads]
     else:
-        src = [pseudonymised_copy(pydicom.dcmread(h.filename, force=True), key, pseudonym) for h in heads]
+        if len(copies) != len(heads): raise ValueError(f"{len(copies)} source copies for {len(heads)} level slices")
+        src = list(copies)
         (path.parent/SOURCE_DIR).mkdir(parents=True, exist_ok=True)
         for i, s in enumerate(src): s.save_as(path.parent/SOURCE_DIR/f"level_{i + 1}.dcm", enforce_file_format=True)
         src = [copy.deepcopy(s) for s in src]  # the copies on disk keep their own orientation; highdicom's are adjusted below

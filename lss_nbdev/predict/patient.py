@@ -15,7 +15,7 @@ from .inputs import read_study, dicom_series, pick_axial_t2, IMAGE_SUFFIXES
 from .pipeline import Pipeline, load_pipeline, run_pipeline
 from .outputs import levels_table, overlay_image, png_bytes, report_markdown, report_json, index_html
 from .dicom_seg import write_canal_seg
-from .privacy import pseudonym_for, load_key, free_text, redact
+from .privacy import pseudonym_for, load_key, free_text, redact, pseudonymised_copy
 
 # %% auto #0
 __all__ = ['MARKER', 'SPACING_MM', 'PIXEL_BUDGET', 'check_out', 'write_marker', 'nifti_nonfinite', 'check_input_files',
@@ -243,7 +243,8 @@ def predict(run, # a run directory with a trained model
         extra = []
         if all(o["slice"].header is not None for o in results):
             try:
-                write_canal_seg(tmp/"canal_seg.dcm", results, pid, pipe.name, key=None if keep_source_uids else secret)
+                copies = None if keep_source_uids else [pseudonymised_copy(pydicom.dcmread(o["slice"].header.filename, force=True), secret, pid) for o in results]
+                write_canal_seg(tmp/"canal_seg.dcm", results, pid, pipe.name, copies=copies)
                 extra.append(f"canal_seg.dcm: DICOM Segmentation of the predicted masks; source UIDs {uids}")
             except Exception as e: extra.append(f"canal_seg.dcm not written: highdicom refused the source headers ({type(e).__name__}: {str(e)[:160]})")
         else: extra.append("canal_seg.dcm not written: the input is not DICOM, and a DICOM-SEG must reference DICOM source images")

@@ -4,14 +4,14 @@
 
 # %% ../../nbs/27g_privacy.ipynb #7f654696
 from __future__ import annotations
-import base64, hashlib, hmac, os, re, secrets, uuid
+import base64, hashlib, hmac, os, re, secrets
 from pathlib import Path
 import pandas as pd, pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 
 # %% auto #0
 __all__ = ['KEY_ENV', 'DEFAULT_KEY', 'UID_KEYWORDS', 'COPY_KEEP', 'EMPTY_TYPE2', 'FREE_TEXT_VRS', 'key_file', 'load_key',
-           'pseudonym_for', 'keyed_uid', 'random_uid', 'pseudonymised_copy', 'free_text', 'redact', 'find_identifiers']
+           'pseudonym_for', 'keyed_uid', 'pseudonymised_copy', 'free_text', 'redact', 'find_identifiers']
 
 # %% ../../nbs/27g_privacy.ipynb #4c46dab7
 KEY_ENV = "LSS_STUDY_KEY"  # names the key file when --key is not given (the tests point it at a temporary file)
@@ -56,10 +56,6 @@ def keyed_uid(key:bytes, # the user's key
     "A DICOM UID derived from `uid` under `key`: 2.25 and the first 128 bits of HMAC-SHA256 as a decimal integer."
     d = hmac.new(key, b"dicom-uid\0" + str(uid).encode(), hashlib.sha256).digest()
     return f"2.25.{int.from_bytes(d[:16], 'big')}"
-
-def random_uid()->str:
-    "A new UID for a new object (2.25 and a random UUID): linked to nothing."
-    return f"2.25.{uuid.uuid4().int}"
 
 UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
 COPY_KEEP = ("SOPClassUID", "Modality", "SeriesNumber", "InstanceNumber", "ImageType", "PatientPosition", "Rows", "Columns", "PixelSpacing",
