@@ -11,7 +11,7 @@ from .core.image_io import write_dicom_slice
 from .data.phantom import make_cohort, make_slice, patient_anatomy, PIXEL_SPACING_MM
 
 # %% auto #0
-__all__ = ['PLANTED_PHI', 'write_axial_study', 'write_phantom_study']
+__all__ = ['PLANTED_PHI', 'VENDOR_UID_ROOT', 'LINKABLE', 'write_axial_study', 'write_phantom_study', 'plant_linkable']
 
 # %% ../nbs/27b_testing.ipynb #603d2147
 PLANTED_PHI = dict(PatientName="Zyxplanted^Qwertina", PatientID="PLANTED-ID-7731", PatientBirthDate="19010203",
@@ -88,3 +88,26 @@ def write_phantom_study(folder, # the patient's folder (created)
             z.append(60 - 40 * b - 4 * j); tilts.append(tilt)
     write_axial_study(folder, images, z, tilts, phi=phi, extra_series=extra_series, layout=layout, rng=rng)
     return pd.DataFrame(rows)
+
+# %% ../nbs/27b_testing.ipynb #ae7076bb
+VENDOR_UID_ROOT = "1.3.12.2.1107.5.2.43.167004"  # Siemens root, model and a scanner serial
+LINKABLE = dict(ReferringPhysicianName="Plantedref^Dorotheo", AccessionNumber="ACC98765432", StudyDate="20210315",
+                PrivateTag="PLANTED-PRIVATE-5521", SeriesDescription="Hobbsworth 1899-07-04")  # planted by `plant_linkable`
+
+def plant_linkable(folder, # a study written by `write_axial_study` / `write_phantom_study`
+                   stamp:str="2021031509123456789", # the acquisition time in the vendor UIDs
+                   axial:str=r"t2.*tra", # the series whose SeriesDescription gets the free text
+                  )->dict: # what was planted: LINKABLE, the UID stamp, and every vendor UID
+    "Rewrite every DICOM file under `folder` with vendor UIDs, study attributes, a private tag and free text in the axial description."
+    import re
+    uids, files = {}, sorted(p for p in Path(folder).rglob("*") if p.suffix in (".ima", ".dcm"))
+    vendor = lambda u: uids.setdefault(u, f"{VENDOR_UID_ROOT}.{stamp}{len(uids) + 1:05d}")
+    for f in files:
+        ds = pydicom.dcmread(f)
+        for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID"): setattr(ds, k, vendor(str(ds[k].value)))
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        for k in ("ReferringPhysicianName", "AccessionNumber", "StudyDate"): setattr(ds, k, LINKABLE[k])
+        ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True).add_new(0x10, "LO", LINKABLE["PrivateTag"])
+        if re.search(axial, str(ds.get("SeriesDescription", "")), re.I): ds.SeriesDescription = f"{ds.SeriesDescription} {LINKABLE['SeriesDescription']}"
+        ds.save_as(f)
+    return {**LINKABLE, "vendor UID stamp": f"{VENDOR_UID_ROOT.rsplit('.', 1)[1]}.{stamp}", **{f"UID {i}": u for i, u in enumerate(uids.values())}}

@@ -2,8 +2,9 @@
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pydicom, pytest
-from lss_nbdev.testing import PLANTED_PHI, write_phantom_study
-from lss_nbdev.predict.privacy import find_identifiers
+from lss_nbdev.testing import PLANTED_PHI, write_phantom_study, plant_linkable
+from lss_nbdev.predict.privacy import find_identifiers, keyed_uid, load_key, KEY_ENV
+from lss_nbdev.predict.dicom_seg import SOURCE_DIR
 from lss_nbdev.predict.pipeline import load_pipeline
 from lss_nbdev.predict.patient import predict
 from lss_nbdev.data.mendeley import write_fake_mendeley
@@ -12,6 +13,16 @@ from lss_nbdev.core.rundir import card_entry
 
 BIN = Path(sys.executable).parent
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
+
+@pytest.fixture(scope="module", autouse=True)
+def user_key(tmp_path_factory):
+    "The pseudonym key of these tests: a temporary file named by $LSS_STUDY_KEY (in-process and for the console script), never the real home."
+    kf = tmp_path_factory.mktemp("key")/"pseudonym.key"
+    old = os.environ.get(KEY_ENV)
+    os.environ[KEY_ENV] = ENV[KEY_ENV] = str(kf)
+    yield kf
+    if old is None: os.environ.pop(KEY_ENV, None)
+    else: os.environ[KEY_ENV] = old
 
 def lss_study(*args):
     return subprocess.run([str(BIN/"lss-study"), *args], capture_output=True, text=True, env=ENV)
@@ -42,7 +53,7 @@ def test_predict_cli_writes_every_output(run, patient, tmp_path):
     r = lss_study("predict", "--run", str(run), str(folder), "--out", str(tmp_path/"out"))
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path/"out"
-    assert sorted(p.name for p in out.iterdir()) == ["canal_seg.dcm", "index.html", "levels.csv", "overlays", "report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".lss-predict.json", "canal_seg.dcm", SOURCE_DIR, "index.html", "levels.csv", "overlays", "report.json", "report.md"]
     lv = pd.read_csv(out/"levels.csv")
     assert list(lv.level) == list(truth.level) == [p.stem for p in sorted((out/"overlays").glob("*.png"))]
     assert lv.slice.str.extract(r"instance (\d+)")[0].astype(int).tolist() == list(truth.instance)
@@ -61,7 +72,8 @@ def test_predict_cli_writes_every_output(run, patient, tmp_path):
     assert not any(s in page for s in ("http://", "https://", "<script", "<link"))  # nothing fetched: readable offline
     seg = pydicom.dcmread(out/"canal_seg.dcm")
     src = pydicom.dcmread(sorted(folder.rglob("T2_TSE_TRA*/*.ima"))[0])
-    assert seg.Modality == "SEG" and seg.ReferencedSeriesSequence[0].SeriesInstanceUID == src.SeriesInstanceUID
+    copy = pydicom.dcmread(out/SOURCE_DIR/"level_1.dcm")
+    assert seg.Modality == "SEG" and seg.ReferencedSeriesSequence[0].SeriesInstanceUID == copy.SeriesInstanceUID == keyed_uid(load_key(), src.SeriesInstanceUID)
     assert int(seg.NumberOfFrames) == 3
 
 def test_no_identifying_attribute_in_any_output(run, patient, tmp_path):
@@ -83,9 +95,8 @@ def test_pseudonym_is_stable_and_keyed(run, patient, tmp_path):
     a = pd.read_csv(predict(run, folder, tmp_path/"a", verbose=False)/"levels.csv").patient[0]
     b = pd.read_csv(predict(run, folder, tmp_path/"b", verbose=False)/"levels.csv").patient[0]
     assert a == b
-    other = tmp_path/"other_run"
-    shutil.copytree(run, other, ignore=shutil.ignore_patterns("pseudonym.key"))
-    assert pd.read_csv(predict(other, folder, tmp_path/"c", verbose=False)/"levels.csv").patient[0] != a
+    assert pd.read_csv(predict(run, folder, tmp_path/"c", key=tmp_path/"keys"/"other.key", verbose=False)/"levels.csv").patient[0] != a
+    assert not [p for p in run.rglob("*") if "key" in p.name]  # the key is the user's, never the run's
     assert pd.read_csv(predict(run, folder, tmp_path/"d", pseudonym="case-17", verbose=False)/"levels.csv").patient[0] == "case-17"
 
 def _two_patient_ids(d):
@@ -218,3 +229,68 @@ def test_predict_reads_no_pickle_of_the_run(run, patient, tmp_path):
     for p in (other/"checkpoints").rglob("state.pt"): p.write_bytes(pickle.dumps(Plant()))
     predict(other, folder, tmp_path/"out", verbose=False)
     assert (tmp_path/"out"/"levels.csv").exists() and not (tmp_path/"PWNED").exists()
+
+def test_out_that_is_not_predict_s_is_refused_and_kept(run, patient, tmp_path, monkeypatch, capsys):
+    "The probe's two cases: a folder with report.json ({}), thesis.docx and sub/raw.csv; the input's parent. One line, exit 2, nothing deleted."
+    folder, _ = patient
+    mine = tmp_path/"mine"; (mine/"sub").mkdir(parents=True)
+    (mine/"report.json").write_text("{}"); (mine/"thesis.docx").write_text("x"); (mine/"sub"/"raw.csv").write_text("a")
+    code, err = cli_error(monkeypatch, capsys, "predict", "--run", run, folder, "--out", mine)
+    assert code == 2 and len(err) == 1 and "is not an earlier predict output" in err[0], err
+    assert sorted(str(p.relative_to(mine)) for p in mine.rglob("*")) == ["report.json", "sub", "sub/raw.csv", "thesis.docx"]
+    shutil.copytree(folder, tmp_path/"parent"/"study")
+    n = len(list((tmp_path/"parent").rglob("*")))
+    code, err = cli_error(monkeypatch, capsys, "predict", "--run", run, tmp_path/"parent"/"study", "--out", tmp_path/"parent")
+    assert code == 2 and len(err) == 1 and "contains the input" in err[0], err
+    assert len(list((tmp_path/"parent").rglob("*"))) == n
+
+def test_nothing_linkable_leaves(run, tmp_path, capsys):
+    "Vendor UIDs, referring physician, accession number, study date, a private tag and free text in SeriesDescription: in no output; the SEG and its pseudonymised source read back with highdicom as a pair."
+    import highdicom as hd
+    study = tmp_path/"Quillfeather-2021"  # a folder named as users name them
+    write_phantom_study(study, seed=5)
+    planted = plant_linkable(study)
+    needles = {**PLANTED_PHI, **planted, **{f"description {i}": w for i, w in enumerate(planted["SeriesDescription"].split())}}
+    out = predict(run, study, tmp_path/"out", verbose=False)
+    assert find_identifiers(out, needles).empty, find_identifiers(out, needles)
+    assert find_identifiers(out, {"study folder": study.name}).empty  # no user file or folder name
+    seg = hd.seg.segread(out/"canal_seg.dcm")
+    copies = {c.SOPInstanceUID: c for c in (pydicom.dcmread(f) for f in sorted((out/SOURCE_DIR).glob("*.dcm")))}
+    assert seg.number_of_segments == 1 and seg.get_segment_description(1).segment_label == "thecal sac (predicted)"
+    assert sorted(u[2] for u in seg.get_source_image_uids()) == sorted(copies)
+    for f in seg.PerFrameFunctionalGroupsSequence:
+        c = copies[f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID]
+        assert np.allclose(f.PlanePositionSequence[0].ImagePositionPatient, c.ImagePositionPatient)
+        assert np.allclose(f.PlaneOrientationSequence[0].ImageOrientationPatient, c.ImageOrientationPatient)
+    (tmp_path/"slices").mkdir()
+    for i, f in enumerate(sorted(study.rglob("T2_TSE_TRA*/*.ima"))[2::5]): shutil.copy(f, tmp_path/"slices"/f"Quillfeather_{i}.dcm")
+    sl = predict(run, tmp_path/"slices", tmp_path/"out_slices", levels="L3-L4,L4-L5,L5-S1", verbose=False)
+    assert pd.read_csv(sl/"levels.csv").slice.tolist() == ["file #1", "file #2", "file #3"]
+    assert find_identifiers(sl, {**needles, "file name": "Quillfeather"}).empty
+    capsys.readouterr()
+    predict(run, study, tmp_path/"kept", keep_source_uids=True, verbose=False)
+    assert "--keep-source-uids" in capsys.readouterr().out
+    assert json.loads((tmp_path/"kept"/"report.json").read_text())["source_uids"] == "kept"
+
+def _spacing(d):
+    write_phantom_study(d, seed=1)
+    for f in d.rglob("T2_TSE_TRA*/*.ima"): ds = pydicom.dcmread(f); ds.PixelSpacing = [68.75, 68.75]; ds.save_as(f)
+
+def _rows(d):
+    write_phantom_study(d, seed=1)
+    f = d/"L-SPINE/T2_TSE_TRA_384_0003/0007.ima"; ds = pydicom.dcmread(f); ds.Rows = 300; ds.save_as(f)
+
+def _double(d):
+    write_phantom_study(d, seed=1)
+    f = d/"L-SPINE/T2_TSE_TRA_384_0003/0004.ima"; shutil.copy(f, f.with_name("0004 (1).ima"))
+
+@pytest.mark.parametrize("make, message", [
+    (_spacing, "pixel spacing 68.75×68.75 mm is outside the accepted 0.1-5 mm"),
+    (_rows, "0007.ima: Rows × Columns = 300×320"),
+    (_double, "2 slices share a position with another"),
+])
+def test_what_cannot_be_measured_is_one_line(run, tmp_path, monkeypatch, capsys, make, message):
+    make(tmp_path/"input")
+    code, err = cli_error(monkeypatch, capsys, "predict", "--run", run, tmp_path/"input", "--out", tmp_path/"out")
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path/"out").exists()

@@ -4,18 +4,186 @@
 
 # %% ../../nbs/27h_predict.ipynb #6a28d7aa
 from __future__ import annotations
-import json, os, re, shutil, time
+import hashlib, hmac, json, os, re, shutil, time, warnings
 from pathlib import Path
+import numpy as np, pydicom
+import SimpleITK as sitk
+import lss_nbdev
 from ..core.config import StudyConfig
 from ..study.engine import torch_threads
-from .inputs import read_study
+from .inputs import read_study, dicom_series, pick_axial_t2, IMAGE_SUFFIXES
 from .pipeline import Pipeline, load_pipeline, run_pipeline
 from .outputs import levels_table, overlay_image, png_bytes, report_markdown, report_json, index_html
 from .dicom_seg import write_canal_seg
-from .privacy import pseudonym_for
+from .privacy import pseudonym_for, load_key, free_text, redact, pseudonymised_copy
 
 # %% auto #0
-__all__ = ['predict']
+__all__ = ['MARKER', 'SPACING_MM', 'PIXEL_BUDGET', 'check_out', 'write_marker', 'nifti_nonfinite', 'check_input_files',
+           'check_level_slices', 'scrub_study', 'predict']
+
+# %% ../../nbs/27h_predict.ipynb #67991757
+MARKER = ".lss-predict.json"  # written last into every output: what predict wrote there
+
+def _entries(out:Path) -> list:
+    "Every file (and link, and other non-folder) under `out`, relative, as text."
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_symlink() or not p.is_dir())
+
+def check_out(out, # the --out folder
+              inp, # the input
+             ):
+    "`ValueError` (one line) unless `out` is new, empty, or an earlier predict output holding only what its marker lists, and lies apart from the input."
+    out, inp = Path(out), Path(inp)
+    o, i = out.resolve(), inp.resolve()
+    if out.exists() and not out.is_dir(): raise ValueError(f"--out {out}: is a file, not a directory")
+    if o == i: raise ValueError(f"--out {out}: is the input; choose an --out outside the input")
+    if o.is_relative_to(i): raise ValueError(f"--out {out}: lies inside the input {inp}; predict writes nothing into its input: choose an --out outside it")
+    if i.is_relative_to(o): raise ValueError(f"--out {out}: contains the input {inp}; predict replaces its --out whole: choose a new folder")
+    if not out.is_dir() or not any(out.iterdir()): return
+    try: listed = set(json.loads((out/MARKER).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"--out {out}: is not an earlier predict output (no {MARKER}) and holds {len(_entries(out))} file(s) predict did not write; "
+                         "choose an empty or new folder") from None
+    other = [e for e in _entries(out) if e != MARKER and e not in listed]
+    if other: raise ValueError(f"--out {out}: an earlier predict output that also holds {len(other)} file(s) predict did not write "
+                               f"({other[:3]}); move them, or choose another --out")
+
+def write_marker(folder:Path, run_name:str, input_hash:str, extra:dict) -> Path:
+    "The marker, written last: the files under `folder` (all predict's), the run, a keyed hash of the input."
+    m = dict(written_by="lss-study predict", version=lss_nbdev.__version__, run=run_name, input=input_hash,
+             files=[e for e in _entries(folder) if e != MARKER], **extra)
+    (folder/MARKER).write_text(json.dumps(m, indent=1))
+    return folder/MARKER
+
+# %% ../../nbs/27h_predict.ipynb #326599c0
+SPACING_MM = (0.1, 5.0)  # accepted in-plane pixel spacing
+PIXEL_BUDGET = 4096 * 4096  # pixels per slice above which an image is not decoded
+
+def _pixel_data_problem(f:Path, ds) -> str|None:
+    "Why the pixel data of an uncompressed DICOM file cannot be its Rows × Columns image, or None."
+    if "PixelData" not in ds: return None
+    ts = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
+    if ts is not None and ts.is_compressed: return None  # encapsulated frames: the decoder checks them
+    r, c, spp, bits = int(ds.Rows), int(ds.Columns), int(ds.get("SamplesPerPixel") or 1), int(ds.get("BitsAllocated") or 16)
+    frames = int(ds.get("NumberOfFrames") or 1)
+    want, have = r * c * spp * frames * bits // 8, len(ds.PixelData)
+    if have in (want, want + 1): return None
+    return (f"{f}: Rows × Columns = {r}×{c} ({frames} frame(s), {spp} sample(s), {bits}-bit) needs {want} bytes of PixelData, "
+            f"the file holds {have}: the image cannot be decoded as stored")
+
+def _check_dicom_files(files:list):
+    "Pixel budget (header) and pixel-data length of DICOM files, before any is decoded."
+    for f in files:
+        ds = pydicom.dcmread(f, force=True)
+        r, c = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+        if r * c > PIXEL_BUDGET: raise ValueError(f"{f}: {r}×{c} pixels per slice is beyond the pixel budget of {PIXEL_BUDGET:,} (4096×4096); not decoded")
+        if (p := _pixel_data_problem(f, ds)) is not None: raise ValueError(p)
+
+def _check_image_files(files:list):
+    "Pixel budget of image files from their headers (PIL reads the size without decoding)."
+    from PIL import Image
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # only the header is read: PIL's own bomb check would hide the size
+    try:
+        for f in files:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    with Image.open(f) as im: w, h = im.size
+            except Exception: continue  # not an image PIL reads: OpenCV's reader decides
+            if w * h > PIXEL_BUDGET: raise ValueError(f"{f}: {w}×{h} pixels is beyond the pixel budget of {PIXEL_BUDGET:,} (4096×4096); not decoded")
+    finally: Image.MAX_IMAGE_PIXELS = limit
+
+def _check_positions(headers:list, name:str):
+    "`ValueError` naming the files when two slices of one series share position and orientation."
+    seen = {}
+    for f, ds in headers:
+        ipp, iop = ds.get("ImagePositionPatient"), ds.get("ImageOrientationPatient")
+        if ipp is None or iop is None: continue
+        seen.setdefault(tuple(round(float(v), 2) for v in ipp) + tuple(round(float(v), 4) for v in iop), []).append(f.name)
+    dup = [fs for fs in seen.values() if len(fs) > 1]
+    if dup: raise ValueError(f"series {name}: {sum(len(d) for d in dup)} slices share a position with another ({dup[0][:3]}...): "
+                             "a double export? one slice per position is needed")
+
+def nifti_nonfinite(path)->int:
+    "Non-finite voxels of a float NIfTI-1/2 file, read from its bytes (SimpleITK's reader turns NaN into 0, so it cannot tell)."
+    import gzip, struct
+    with (gzip.open if str(path).lower().endswith(".gz") else open)(path, "rb") as fh: b = fh.read()
+    end = "<" if struct.unpack("<i", b[:4])[0] in (348, 540) else ">"
+    if struct.unpack(end + "i", b[:4])[0] == 348:
+        dt, dims = struct.unpack(end + "h", b[70:72])[0], struct.unpack(end + "8h", b[40:56])
+        off, slope = int(struct.unpack(end + "f", b[108:112])[0]), struct.unpack(end + "2f", b[112:120])
+    else:
+        dt, dims = struct.unpack(end + "h", b[12:14])[0], struct.unpack(end + "8q", b[16:80])
+        off, slope = struct.unpack(end + "q", b[168:176])[0], struct.unpack(end + "2d", b[176:192])
+    bad_scale = int(not all(np.isfinite(slope)))
+    kind = {16: "f4", 64: "f8"}.get(dt)
+    if kind is None: return bad_scale  # integer voxels cannot be NaN
+    n = int(np.prod(dims[1:1 + max(1, min(int(dims[0]), 7))]))
+    a = np.frombuffer(b, end + kind, count=n, offset=off)
+    return int(n - np.isfinite(a).sum()) + bad_scale
+
+def check_input_files(path, # the input
+                      series_pattern:str=r"t2.*tra", # as `read_study`
+                     )->list: # the DICOM headers read (for `free_text`), [] when none
+    "Refuse, before anything is decoded, an input with a slice beyond the pixel budget, pixel data that disagree with Rows × Columns, duplicated slice positions or non-finite NIfTI voxels."
+    path = Path(path)
+    if path.is_file() and path.name.lower().endswith((".nii", ".nii.gz")):
+        rd = sitk.ImageFileReader(); rd.SetFileName(str(path))
+        try: rd.ReadImageInformation()
+        except RuntimeError: return []  # unreadable: read_study says so
+        size = sorted(rd.GetSize()[:3])
+        if len(size) == 3 and size[1] * size[2] > PIXEL_BUDGET:
+            raise ValueError(f"{path}: {size[2]}×{size[1]} pixels per slice is beyond the pixel budget of {PIXEL_BUDGET:,} (4096×4096); not decoded")
+        bad = nifti_nonfinite(path)
+        if bad: raise ValueError(f"{path}: {bad} voxel(s) are NaN or infinite; predict cannot measure a volume with undefined values")
+        if any(not s > 0 for s in rd.GetSpacing()): raise ValueError(f"{path}: voxel spacing {rd.GetSpacing()} mm is not positive")
+        return []
+    if not path.is_dir(): return []
+    top = [f for f in path.iterdir() if f.is_file()]
+    _check_image_files([f for f in top if f.suffix.lower() in IMAGE_SUFFIXES])
+    series, _ = dicom_series(path)
+    heads = [ds for hs in series.values() for _, ds in hs]
+    try: key, _ = pick_axial_t2(path, series, series_pattern)
+    except ValueError: key = None  # no axial T2 series: read_study says so (or it is a folder of slices)
+    chosen = series[key] if key is not None else [h for hs in series.values() for h in hs if h[0].parent == path]
+    _check_dicom_files([f for f, _ in chosen])
+    if key is not None: _check_positions(chosen, repr(str(chosen[0][1].get("SeriesDescription", "") or key)))
+    return heads
+
+def _slice_file(inp:Path, s) -> str:
+    "The file a level slice came from, for a message."
+    if s.header is not None and getattr(s.header, "filename", None): return str(s.header.filename)
+    return str(inp/s.slice_used[5:]) if s.slice_used.startswith("file ") else str(inp)
+
+def check_level_slices(study, # from `read_study`
+                       inp, # the input (for messages)
+                       min_side:int, # the model's input size
+                      ):
+    "Refuse a picked slice whose pixel spacing is outside `SPACING_MM`, which is smaller than the model's input, or holds non-finite values."
+    for s in study.slices:
+        f = _slice_file(Path(inp), s)
+        if s.spacing is not None and not all(SPACING_MM[0] <= v <= SPACING_MM[1] for v in s.spacing):
+            raise ValueError(f"{f}: pixel spacing {s.spacing[0]:g}×{s.spacing[1]:g} mm is outside the accepted {SPACING_MM[0]:g}-{SPACING_MM[1]:g} mm: "
+                             "areas cannot be measured (a broken header?)")
+        h, w = np.shape(s.raw)[:2]
+        if min(h, w) < min_side: raise ValueError(f"{f}: {h}×{w} px is too small for the model's input of {min_side}×{min_side} px "
+                                                 f"(at least {min_side} px per side)")
+        if np.asarray(s.raw).dtype.kind == "f" and not np.isfinite(s.raw).all():
+            raise ValueError(f"{f}: {int((~np.isfinite(s.raw)).sum())} pixel(s) are NaN or infinite")
+
+# %% ../../nbs/27h_predict.ipynb #9b50c67c
+def scrub_study(study, # from `read_study`
+                inp:Path, # the input
+                headers:list, # every DICOM header read from the input (`check_input_files`)
+                slices=None, # the --slices CSV, if any
+               ):
+    "The study's texts (series, notes, each slice's description, rule and geometry) with free text and file names replaced, in place."
+    values = free_text(headers + [s.header for s in study.slices if s.header is not None])
+    if inp.is_dir():
+        values.update({f.name: f"#{k + 1}" for k, f in enumerate(sorted(f for f in inp.iterdir() if f.is_file())) if len(f.name) >= 3})
+    if slices is not None: values[Path(slices).name] = "--slices"
+    study.series, study.notes = redact(study.series, values), [redact(n, values) for n in study.notes]
+    for s in study.slices: s.slice_used, s.rule, s.geometry = (redact(t, values) for t in (s.slice_used, s.rule, s.geometry))
+    return study
 
 # %% ../../nbs/27h_predict.ipynb #d8b1b994
 def _run_config(run_dir:Path) -> StudyConfig:
@@ -23,40 +191,44 @@ def _run_config(run_dir:Path) -> StudyConfig:
     try: return StudyConfig.load(run_dir/"config.yaml")
     except (OSError, ValueError): return StudyConfig()
 
-def _check_out(out:Path, inp:Path):
-    if out.exists() and not out.is_dir(): raise ValueError(f"--out {out}: is a file, not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out/"report.json").is_file():
-        raise ValueError(f"--out {out}: exists and is not an earlier predict output; choose another --out")
-    if out.resolve() == inp.resolve(): raise ValueError(f"--out {out}: is the input")
-
 def predict(run, # a run directory with a trained model
             input, # one patient's DICOM study folder, a NIfTI volume, or a folder of PNG/DICOM slices
-            out, # the output folder (replaced if it holds an earlier predict output)
+            out, # the output folder (replaced only if it holds an earlier predict output and nothing else: `check_out`)
             model:str|None=None, # the model's name in the run (see `load_pipeline`)
             levels=None, # levels to pick, or (folders of slices) the slices' levels in file-name order; None: the run's
             slices=None, # CSV naming each level's slice (instance / slice / path)
-            pseudonym:str|None=None, # the id to write; None: `pseudonym_for`
+            pseudonym:str|None=None, # the id to write; None: `pseudonym_for` under the user's key
             series_pattern:str|None=None, # regex on SeriesDescription; None: the run's data.series_pattern
             pipeline:Pipeline|None=None, # an already loaded pipeline (for many patients)
             threads:int|None=1, # torch intra-op threads while predicting (see `torch_threads`); None: leave torch's setting
+            key=None, # the pseudonym key file (--key); None: $LSS_STUDY_KEY, else ~/.config/lss-study/pseudonym.key (`load_key`)
+            keep_source_uids:bool=False, # the DICOM-SEG references the source UIDs (linkable: for use inside the source PACS)
             verbose:bool=True,
            )->Path: # the output folder
-    "One patient through a trained run: levels.csv, report.md, report.json, overlays/, canal_seg.dcm (DICOM input) and index.html."
+    "One patient through a trained run: levels.csv, report.md, report.json, overlays/, canal_seg.dcm with its pseudonymised source (DICOM input), index.html and the marker."
     t0 = time.perf_counter()
     inp, out = Path(input), Path(out)
-    _check_out(out, inp)
+    check_out(out, inp)
     if isinstance(levels, str): levels = [l for l in levels.split(",") if l.strip()]
     if pipeline is None and not Path(run).is_dir(): raise FileNotFoundError(f"--run {run}: the run directory does not exist")
+    if not inp.exists(): raise FileNotFoundError(f"{inp}: the input does not exist")
+    if pseudonym is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", pseudonym):
+        raise ValueError(f"--id {pseudonym!r}: letters, digits, '_', '.', '-' only (at most 64)")
+    run_dir = pipeline.run_dir if pipeline is not None else Path(run)
+    secret = load_key(key, outside=(run_dir, out))
     rc = pipeline.run_cfg if pipeline is not None else _run_config(Path(run))
-    study = read_study(inp, levels, slices, series_pattern or rc.data.series_pattern, tuple(rc.data.levels),  # bad input fails before the model loads
-                       skip=out.resolve() if out.resolve().is_relative_to(inp.resolve()) else None)
+    pattern = series_pattern or rc.data.series_pattern
+    headers = check_input_files(inp, pattern)  # bad input fails before anything is decoded, and before the model loads
+    study = read_study(inp, levels, slices, pattern, tuple(rc.data.levels))
     t_read = time.perf_counter()
     pipe = pipeline or load_pipeline(run, model)
     t1 = time.perf_counter()
-    if pseudonym is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", pseudonym):
-        raise ValueError(f"--id {pseudonym!r}: letters, digits, '_', '.', '-' only (at most 64)")
-    pid = pseudonym or pseudonym_for(study.patient_key, pipe.run_dir)
+    check_level_slices(study, inp, int(pipe.cfg.model.image_size))
+    pid = pseudonym or pseudonym_for(study.patient_key, secret)
+    scrub_study(study, inp, headers, slices)
     with torch_threads(threads): results = run_pipeline(pipe, study, pid)
+    uids = "kept: canal_seg.dcm references the source UIDs (linkable inside the source PACS)" if keep_source_uids else \
+           "pseudonymised: keyed UIDs (HMAC-SHA256 under the user's key), source slices copied pseudonymised beside the SEG"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent/f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -70,20 +242,27 @@ def predict(run, # a run directory with a trained model
             (tmp/"overlays"/f"{o['slice'].level}.png").write_bytes(overlays[o["slice"].level])
         extra = []
         if all(o["slice"].header is not None for o in results):
-            try: write_canal_seg(tmp/"canal_seg.dcm", results, pid, pipe.name); extra.append("canal_seg.dcm: DICOM Segmentation of the predicted masks on the source series")
+            try:
+                copies = None if keep_source_uids else [pseudonymised_copy(pydicom.dcmread(o["slice"].header.filename, force=True), secret, pid) for o in results]
+                write_canal_seg(tmp/"canal_seg.dcm", results, pid, pipe.name, copies=copies)
+                extra.append(f"canal_seg.dcm: DICOM Segmentation of the predicted masks; source UIDs {uids}")
             except Exception as e: extra.append(f"canal_seg.dcm not written: highdicom refused the source headers ({type(e).__name__}: {str(e)[:160]})")
         else: extra.append("canal_seg.dcm not written: the input is not DICOM, and a DICOM-SEG must reference DICOM source images")
         secs = time.perf_counter() - t1 + t_read - t0
         rj = report_json(results, pid, pipe, study, extra, secs)
+        rj["source_uids"] = "kept" if keep_source_uids else "pseudonymised"
         (tmp/"report.json").write_text(json.dumps(rj, indent=1, default=float))
         (tmp/"report.md").write_text(report_markdown(results, pid, pipe, study, study.notes + pipe.notes + extra, secs))
         (tmp/"index.html").write_text(index_html(table, results, overlays, pid, pipe, study, study.notes + pipe.notes + extra))
+        write_marker(tmp, pipe.run_dir.name, "in-" + hmac.new(secret, b"input\0" + str(inp.resolve()).encode(), hashlib.sha256).hexdigest()[:16],
+                     dict(patient=pid, source_uids=rj["source_uids"]))
         old = out.parent/f".{out.name}.old-{os.getpid()}"
         if out.exists(): os.replace(out, old)
         os.replace(tmp, out)
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
+    if keep_source_uids: print(f"predict: --keep-source-uids: {out/'canal_seg.dcm'} carries the source Study/Series/SOP UIDs: it is linkable to the patient")
     if verbose: print(f"predict: {len(results)} levels of patient {pid} in {time.perf_counter() - t1 + t_read - t0:.1f} s "
                       f"(model loaded in {t1 - t_read:.1f} s); wrote {out}")
     return out

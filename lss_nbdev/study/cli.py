@@ -170,11 +170,15 @@ def main(argv=None):
     pr = sub.add_parser("predict", help="one patient's study through a trained run: levels.csv, report, overlays, DICOM-SEG, index.html")
     pr.add_argument("input", help="one patient's DICOM study folder (Mendeley or RSNA layout), a NIfTI volume, or a folder of PNG/DICOM slices")
     pr.add_argument("--run", required=True, help="a run directory with a trained model, e.g. runs/quick")
-    pr.add_argument("--out", required=True, help="output folder (an earlier predict output there is replaced)")
+    pr.add_argument("--out", required=True, help="output folder: new, empty, or an earlier predict output (replaced; a folder holding anything else is refused)")
     pr.add_argument("--model", default=None, help="the model's name in the run (default: its anatomical-target model, else the main one)")
     pr.add_argument("--levels", default=None, help="levels to pick; for a folder of slices, their levels in file-name order, e.g. L3-L4,L4-L5,L5-S1")
     pr.add_argument("--slices", default=None, help="CSV naming each level's slice: level and instance (DICOM), slice (NIfTI) or path (folder)")
-    pr.add_argument("--id", dest="pseudonym", default=None, help="the pseudonymous id to write (default: an HMAC of the PatientID under the run's key)")
+    pr.add_argument("--id", dest="pseudonym", default=None, help="the pseudonymous id to write (default: an HMAC of the PatientID under the user's key, --key)")
+    pr.add_argument("--key", default=None, help="the pseudonym key file, kept outside every run and output (default: $LSS_STUDY_KEY, "
+                    "else ~/.config/lss-study/pseudonym.key, created with mode 600 on first use)")
+    pr.add_argument("--keep-source-uids", action="store_true", help="the DICOM-SEG references the source UIDs (linkable: for use inside the "
+                    "source PACS); default: keyed UIDs on a pseudonymised copy of the source slices")
     pr.add_argument("--series-pattern", default=None, help="regex on SeriesDescription for the axial T2 series (default: the run's data.series_pattern)")
     pr.add_argument("--threads", type=int, default=1, help="torch threads while predicting (default 1: robust on a shared 2-core machine)")
     nx = sub.add_parser("nnunet-export", help="the real cohort as an nnU-Net v2 raw dataset with the real stage's patient folds")
@@ -196,7 +200,7 @@ def main(argv=None):
     if a.command == "predict":
         from lss_nbdev.predict.patient import predict
         return predict(a.run, a.input, a.out, model=a.model, levels=a.levels, slices=a.slices, pseudonym=a.pseudonym,
-                       series_pattern=a.series_pattern, threads=a.threads)
+                       series_pattern=a.series_pattern, threads=a.threads, key=a.key, keep_source_uids=a.keep_source_uids)
     cfg = build_config(a.profile, a.config, a.data, a.sets, a.notes)
     run = run_study(cfg, a.out, stages=a.stages.split(",") if a.stages else None,
                     workers=default_workers(cfg) if a.workers is None else a.workers)
