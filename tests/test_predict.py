@@ -42,15 +42,18 @@ def test_predict_cli_writes_every_output(run, patient, tmp_path):
     r = lss_study("predict", "--run", str(run), str(folder), "--out", str(tmp_path/"out"))
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path/"out"
-    assert sorted(p.name for p in out.iterdir()) == ["canal_seg.dcm", "index.html", "levels.csv", "overlays", "report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["canal_seg.dcm", "index.html", "levels.csv", "overlays", "report.json", "report.md", "rsna.csv"]
     lv = pd.read_csv(out/"levels.csv")
     assert list(lv.level) == list(truth.level) == [p.stem for p in sorted((out/"overlays").glob("*.png"))]
     assert lv.slice.str.extract(r"instance (\d+)")[0].astype(int).tolist() == list(truth.instance)
-    assert lv.slice_rule.str.startswith("pick_caudal_blocks").all()
+    assert (lv.level_method == "geometry").all() and lv.slice_rule.str.startswith("disc blocks of the geometry").all()
     assert set(lv.rsna_grade) <= {"Normal/Mild", "Moderate", "Severe"} and set(lv.grade) <= {"Grade A", "Grade B&C", "Grade D"}
     assert np.allclose(lv[["p_A", "p_BC", "p_D"]].sum(axis=1), 1, atol=1e-3)
     assert (lv.confidence == lv[["p_A", "p_BC", "p_D"]].max(axis=1)).all()
-    assert lv.geometry.str.endswith("agrees with the rule").all()
+    assert lv.level_verified.all() and lv.geometry.str.contains("in the same block").all()
+    rsna = pd.read_csv(out/"rsna.csv")
+    assert list(rsna.columns) == ["row_id", "normal_mild", "moderate", "severe"] and len(rsna) == 3
+    assert np.allclose(rsna[["normal_mild", "moderate", "severe"]].values, lv[["p_A", "p_BC", "p_D"]].values, atol=1e-3)
     md = (out/"report.md").read_text()
     assert all(f"### {l} ·" in md for l in truth.level)
     rj = json.loads((out/"report.json").read_text())

@@ -13,6 +13,7 @@ from .pipeline import Pipeline, load_pipeline, run_pipeline
 from .outputs import levels_table, overlay_image, png_bytes, report_markdown, report_json, index_html
 from .dicom_seg import write_canal_seg
 from .privacy import pseudonym_for
+from ..evaluation.rsna_metric import rsna_submission
 
 # %% auto #0
 __all__ = ['predict']
@@ -41,7 +42,7 @@ def predict(run, # a run directory with a trained model
             threads:int|None=1, # torch intra-op threads while predicting (see `torch_threads`); None: leave torch's setting
             verbose:bool=True,
            )->Path: # the output folder
-    "One patient through a trained run: levels.csv, report.md, report.json, overlays/, canal_seg.dcm (DICOM input) and index.html."
+    "One patient through a trained run: levels.csv, rsna.csv, report.md, report.json, overlays/, canal_seg.dcm (DICOM input) and index.html."
     t0 = time.perf_counter()
     inp, out = Path(input), Path(out)
     _check_out(out, inp)
@@ -64,6 +65,7 @@ def predict(run, # a run directory with a trained model
         (tmp/"overlays").mkdir(parents=True)
         table = levels_table(results, pid)
         table.to_csv(tmp/"levels.csv", index=False)
+        rsna_submission(pid, {o["slice"].level: o["probs"] for o in results}).to_csv(tmp/"rsna.csv", index=False)  # RSNA 2024's format, row ids from the pseudonym
         overlays = {}
         for o in results:
             overlays[o["slice"].level] = png_bytes(overlay_image(o["image"], o["mask"], o["heatmap"]))
