@@ -15,6 +15,7 @@ from ..core.grades import LEVELS, canonical_level
 from ..core.image_io import read_dicom_header, read_dicom_pixels, dicom_pixel_spacing, slice_plane, read_image_file
 from ..data.mendeley import pick_caudal_blocks, fill_gaps
 from .geometry import Orientation, axial_orientation, centre_order, disc_blocks, place_levels, LevelPlacement
+from .sagittal import sagittal_discs, plausible_discs, place_from_discs
 from ..data.folder import parse_spacing
 
 # %% auto #0
@@ -188,10 +189,9 @@ def read_dicom_study(folder, # one patient's study folder
     notes = [f"axial T2 series {name}: {how}", f"slices ordered cranial → caudal by {'their centres along the slice normal' if order == 'position' else 'InstanceNumber (no geometry)'}"]
     if bad: notes.append(f"{bad} file(s) under the input are not readable DICOM images and were left out")
     if gaps: notes.append(f"stack gap: instance(s) {gaps} missing; levels counted over the whole stack of {len(stack)}")
-    others = [_series_info(h) for k, h in series.items() if k != key]
-    sag = [i for i in others if i["plane"] == "sagittal"]
-    notes.append(f"sagittal series {', '.join(_describe(i) for i in sag)} present, but this package has no disc detector to locate levels on it"
-                 if sag else "no sagittal localiser in the study: the levels cannot be derived from one")
+    sag = sorted((k for k in series if k != key and _series_info(series[k])["plane"] == "sagittal"),
+                 key=lambda k: (not re.search("t2", _series_info(series[k])["description"], re.I), -len(series[k])))
+    if not sag: notes.append("no sagittal series in the study: the levels cannot be found on one")
     if slices is not None:
         df = _slice_csv(slices)
         if "instance" not in df.columns: raise ValueError(f"--slices {slices}: a DICOM study needs an 'instance' column (InstanceNumber)")
@@ -200,11 +200,21 @@ def read_dicom_study(folder, # one patient's study folder
             if int(r.instance) in instances: places.append(LevelPlacement(r.level, instances.index(int(r.instance)), "slices CSV", True, "named by the user (--slices)"))
             else: notes.append(f"{r.level}: instance {r.instance} is {'missing (a gap in the stack)' if int(r.instance) in gaps else 'not in the series'}: level left out")
     else:
-        places = place_levels(ordered, tuple(levels), stack, disc_blocks(ordered) if order == "position" else None)
-        rule = "the geometry's disc blocks, checked against the count" if any(p.method == "geometry" for p in places) else "the count alone (pick_caudal_blocks)"
+        blocks = disc_blocks(ordered) if order == "position" else None
+        places = place_levels(ordered, tuple(levels), stack, blocks)
+        if sag and order == "position":
+            try: discs, how = sagittal_discs(series[sag[0]]); why = plausible_discs(discs, tuple(levels))
+            except (ValueError, FileNotFoundError) as e: why = str(e).split(": ", 1)[-1]
+            sname = _describe(_series_info(series[sag[0]]))
+            if why: notes.append(f"sagittal series {sname}: levels NOT taken from it ({why})")
+            else:
+                places = place_from_discs(ordered, discs, tuple(levels), places, blocks)
+                notes.append(f"sagittal series {sname}: discs found by the disc segmenter on its {how}, named from caudal (the lowest taken as L5-S1)")
+        rule = ("the sagittal series' discs" if any(p.method == "sagittal" for p in places) else "the geometry's disc blocks, checked against the count"
+                if any(p.method == "geometry" for p in places) else "the count alone (pick_caudal_blocks)")
         unv = [p.level for p in places if not p.verified]
         notes.append(f"levels from {rule}" + (f"; UNVERIFIED: {', '.join(unv)} (see each level's line; give --slices to name the slices)" if unv else "; every level verified"))
-    rules = {"geometry": "disc blocks of the geometry, counted from caudal", "slices CSV": rule,
+    rules = {"geometry": "disc blocks of the geometry, counted from caudal", "slices CSV": rule, "sagittal": "axial slice nearest the disc found on the sagittal series",
              "count": f"pick_caudal_blocks ({len(stack)} axial slices, blocks of {min(5, len(stack) // 3)})"}
     out = []
     for p in sorted(places, key=lambda p: LEVELS.index(p.level)):
