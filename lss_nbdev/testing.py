@@ -28,6 +28,9 @@ def write_axial_study(folder, # the patient's folder (created); RSNA layout: <ro
                       echo_time:float|None=None, # EchoTime (ms) of the axial series, or None
                       layout:str="mendeley", # "mendeley": L-SPINE/<SERIES>/<n>.ima; "rsna": <series_id>/<n>.dcm, descriptions only in <root>/train_series_descriptions.csv
                       rng=None,
+                      origins=None, # per axial slice, ImagePositionPatient (x, y, z) mm, overriding `positions`
+                      orientations=None, # per axial slice, ImageOrientationPatient (6 values), overriding `tilts_deg`
+                      instances=None, # per axial slice, InstanceNumber; None: 1, 2, ... in the order given
                      )->list: # the axial files, cranial → caudal
     "One patient's study in the Mendeley or RSNA 2024 layout, with patient attributes planted in every file."
     if layout not in ("mendeley", "rsna"): raise ValueError(f"layout must be 'mendeley' or 'rsna', found {layout!r}")
@@ -40,7 +43,7 @@ def write_axial_study(folder, # the patient's folder (created); RSNA layout: <ro
     files, h, w = [], *np.shape(images[0])
     noise = lambda: [rng.integers(0, 800, (h, w)) for _ in range(3)]
     series = [("t1_tse_tra", 1, [(1, 0, 0, 0, 1, 0)] * 3, noise())] if extra_series else []
-    series += [(description, 3, [(1, 0, 0, 0, float(np.cos(t)), float(np.sin(t))) for t in tilt], images)]
+    series += [(description, 3, list(orientations) if orientations is not None else [(1, 0, 0, 0, float(np.cos(t)), float(np.sin(t))) for t in tilt], images)]
     if extra_series: series.append(("t2_tse_sag_384", 2, [(0, 1, 0, 0, 0, -1)] * 3, noise()))
     table = []
     for desc, number, iops, ims in series:
@@ -49,7 +52,11 @@ def write_axial_study(folder, # the patient's folder (created); RSNA layout: <ro
         for i, (iop, im) in enumerate(zip(iops, ims)):
             f = (folder / "L-SPINE" / f"{desc.upper()}_{number:04d}" / f"{i + 1:04d}.ima" if layout == "mendeley" else folder / sid / f"{i + 1}.dcm")
             pos = (-110, -110, z[i] if number == 3 else 60 - 4.4 * i) if number != 2 else (-8 + 4 * i, -110, 60)
-            write_dicom_slice(f, im, desc, i + 1, position=pos, orientation=iop, spacing=spacing, series_uid=uid)
+            if number == 3 and origins is not None: pos = tuple(float(v) for v in origins[i])
+            inst = int(instances[i]) if number == 3 and instances is not None else i + 1
+            if layout == "mendeley" and number == 3: f = f.with_name(f"{inst:04d}.ima")
+            elif number == 3: f = f.with_name(f"{inst}.dcm")
+            write_dicom_slice(f, im, desc, inst, position=pos, orientation=iop, spacing=spacing, series_uid=uid)
             ds = pydicom.dcmread(f)
             for k, v in phi.items(): setattr(ds, k, v)
             ds.StudyInstanceUID, ds.FrameOfReferenceUID, ds.SeriesNumber = study, frame, number
@@ -71,22 +78,46 @@ def write_phantom_study(folder, # the patient's folder (created)
                         phi:dict|None=None, # patient attributes to plant (default PLANTED_PHI)
                         extra_series:bool=True, # also a T1 axial and a T2 sagittal series
                         layout:str="mendeley", # or "rsna" (see `write_axial_study`)
+                        tilts=None, # per disc block, its tilt (degrees) about the left-right axis; None: a fixed cycle
+                        centred:bool=False, # slices centred on the midline, stacked along each block's normal (True), or the first pixel at (-110, -110, z)
+                        drop=(), # InstanceNumbers to leave out of the written stack (a gap)
+                        reverse:bool=False, # number the instances caudal → cranial
+                        orientation:str="standard", # how the pixels are stored: "standard", "mirrored" (left-right) or "transposed" (centred geometry)
                        )->pd.DataFrame: # truth per level: instance, grade (the note's), true_grade, sac_area_mm2
-    "One phantom patient as a DICOM study whose disc-level slices are where `pick_caudal_blocks` looks."
+    "One phantom patient as a DICOM study whose disc-level slices are the middle slices of disc-angled blocks (`per_level` an int or one count per level)."
+    if orientation not in ("standard", "mirrored", "transposed"): raise ValueError(f"orientation must be standard, mirrored or transposed, found {orientation!r}")
+    centred = centred or orientation != "standard"
+    sizes = [per_level] * len(levels) if isinstance(per_level, int) else list(per_level)
     cases = {c.level: c for c in make_cohort(1, seed=seed, levels=levels)}
     an = patient_anatomy(np.random.default_rng([seed, 0]))  # the anatomy make_cohort drew for this patient
     rng = np.random.default_rng([seed, 1])
-    images, z, tilts, rows = [], [], [], []
+    images, z, tilt_list, rows, origins, iops = [], [], [], [], [], []
     for b, lvl in enumerate(levels):
-        c, tilt = cases[lvl], (-6.0, 2.0, 12.0, -3.0, 8.0)[b % 5]
-        for j in range(per_level):
-            off = j - per_level // 2
+        c, m = cases[lvl], sizes[b]
+        tilt = float(tilts[b]) if tilts is not None else (-6.0, 2.0, 12.0, -3.0, 8.0)[b % 5]
+        t = np.deg2rad(tilt)
+        n = np.array([0, -np.sin(t), np.cos(t)])  # the block's slice normal, head-wards
+        for j in range(m):
+            off = j - m // 2
             if off == 0:
                 images.append(c.raw); rows.append(dict(level=lvl, instance=len(images), grade=c.grade, true_grade=c.meta["true_grade"],
                                                        sac_area_mm2=round(c.meta["sac_area_mm2"], 1)))
             else: images.append(make_slice(c.meta["sac_area_mm2"] * (1 + 0.25 * abs(off)), rng, lvl, c.meta["disc_share"], an)[0])
-            z.append(60 - 40 * b - 4 * j); tilts.append(tilt)
-    write_axial_study(folder, images, z, tilts, phi=phi, extra_series=extra_series, layout=layout, rng=rng)
+            z.append(60 - 40 * b - 4 * j); tilt_list.append(tilt)
+            r, cv = np.array([1., 0, 0]), np.array([0, np.cos(t), np.sin(t)])
+            if orientation == "mirrored": images[-1], r = images[-1][:, ::-1], -r
+            elif orientation == "transposed": images[-1], r, cv = images[-1].T, cv, r
+            H, W = images[-1].shape
+            centre = np.array([0., 0., 52 - 40 * b]) - n * 4 * (j - (m - 1) / 2)
+            origins.append(centre - r * PIXEL_SPACING_MM * (W - 1) / 2 - cv * PIXEL_SPACING_MM * (H - 1) / 2)
+            iops.append(tuple(float(v) for v in (*r, *cv)))
+    N = len(images)
+    number = [N - i if reverse else i + 1 for i in range(N)]
+    keep = [i for i in range(N) if number[i] not in set(drop)]
+    write_axial_study(folder, [images[i] for i in keep], [z[i] for i in keep], [tilt_list[i] for i in keep], phi=phi, extra_series=extra_series,
+                      layout=layout, rng=rng, origins=[origins[i] for i in keep] if centred else None,
+                      orientations=[iops[i] for i in keep] if centred else None, instances=[number[i] for i in keep])
+    for r in rows: r["instance"] = number[r["instance"] - 1]
     return pd.DataFrame(rows)
 
 # %% ../nbs/27b_testing.ipynb #ae7076bb

@@ -53,15 +53,18 @@ def test_predict_cli_writes_every_output(run, patient, tmp_path):
     r = lss_study("predict", "--run", str(run), str(folder), "--out", str(tmp_path/"out"))
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path/"out"
-    assert sorted(p.name for p in out.iterdir()) == [".lss-predict.json", "canal_seg.dcm", SOURCE_DIR, "index.html", "levels.csv", "overlays", "report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".lss-predict.json", "canal_seg.dcm", SOURCE_DIR, "index.html", "levels.csv", "overlays", "report.json", "report.md", "rsna.csv"]
     lv = pd.read_csv(out/"levels.csv")
     assert list(lv.level) == list(truth.level) == [p.stem for p in sorted((out/"overlays").glob("*.png"))]
     assert lv.slice.str.extract(r"instance (\d+)")[0].astype(int).tolist() == list(truth.instance)
-    assert lv.slice_rule.str.startswith("pick_caudal_blocks").all()
+    assert (lv.level_method == "geometry").all() and lv.slice_rule.str.startswith("disc blocks of the geometry").all()
     assert set(lv.rsna_grade) <= {"Normal/Mild", "Moderate", "Severe"} and set(lv.grade) <= {"Grade A", "Grade B&C", "Grade D"}
     assert np.allclose(lv[["p_A", "p_BC", "p_D"]].sum(axis=1), 1, atol=1e-3)
     assert (lv.confidence == lv[["p_A", "p_BC", "p_D"]].max(axis=1)).all()
-    assert lv.geometry.str.endswith("agrees with the rule").all()
+    assert lv.level_verified.all() and lv.geometry.str.contains("in the same block").all()
+    rsna = pd.read_csv(out/"rsna.csv")
+    assert list(rsna.columns) == ["row_id", "normal_mild", "moderate", "severe"] and len(rsna) == 3
+    assert np.allclose(rsna[["normal_mild", "moderate", "severe"]].values, lv[["p_A", "p_BC", "p_D"]].values, atol=1e-3)
     md = (out/"report.md").read_text()
     assert all(f"### {l} ·" in md for l in truth.level)
     rj = json.loads((out/"report.json").read_text())
@@ -182,8 +185,9 @@ def test_slices_folder_and_levels(run, patient, tmp_path):
     ref = pd.read_csv(predict(run, folder, tmp_path/"ref", verbose=False)/"levels.csv")
     assert np.allclose(lv[["p_A", "p_BC", "p_D"]], ref[["p_A", "p_BC", "p_D"]], atol=1e-4)
     assert np.allclose(lv.dural_sac_area_mm2, ref.dural_sac_area_mm2)
-    with pytest.raises(ValueError, match="no disc-level slice picked .* give --levels with one level per file"):
-        predict(run, tmp_path/"slices", tmp_path/"out2", levels="L4-L5,L5-S1", verbose=False)
+    lv2 = pd.read_csv(predict(run, tmp_path/"slices", tmp_path/"out2", levels="L4-L5,L5-S1", verbose=False)/"levels.csv")
+    assert list(lv2.level) == ["L4-L5", "L5-S1"] and list(lv2.slice.str.extract(r"instance (\d+)")[0].astype(int)) == list(truth.instance[1:])
+    assert (lv2.level_method == "geometry").all() and not lv2.level_verified.any()  # the three slices' disc blocks place them; the count cannot check
 
 def test_unknown_model_names_the_run_s_models(run, patient, tmp_path):
     folder, _ = patient

@@ -68,7 +68,7 @@ def write_canal_seg(path, # where to write canal_seg.dcm
         segmented_property_type=codes.SCT.SpinalCanalStructure, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=hd.AlgorithmIdentificationSequence(name=f"lss_nbdev {model_name}"[:64], family=codes.DCM.ArtificialIntelligence,
                                                                     version=lss_nbdev.__version__))
-    pixels = np.stack([o["mask"] > 0.5 for o in results]).astype(np.uint8)
+    pixels = np.stack([o.get("mask_source", o["mask"]) > 0.5 for o in results]).astype(np.uint8)  # the stored pixels' orientation
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # highdicom warns that a pseudonym is not a Family^Given name
         seg = hd.seg.Segmentation(source_images=src, pixel_array=pixels, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,

@@ -13,25 +13,31 @@ from pydicom.dataset import Dataset
 from pydicom.misc import is_dicom
 from ..core.grades import LEVELS, canonical_level
 from ..core.image_io import read_dicom_header, read_dicom_pixels, dicom_pixel_spacing, slice_plane, read_image_file
-from ..data.mendeley import pick_caudal_blocks, axial_order, fill_gaps
+from ..data.mendeley import pick_caudal_blocks, fill_gaps
+from .geometry import Orientation, axial_orientation, centre_order, disc_blocks, place_levels, LevelPlacement
+from .sagittal import sagittal_discs, plausible_discs, place_from_discs
 from ..data.folder import parse_spacing
 
 # %% auto #0
 __all__ = ['DICOM_SUFFIXES', 'IMAGE_SUFFIXES', 'RSNA_AXIAL', 'SEG_SOP_CLASS', 'LevelSlice', 'Study', 'dicom_series',
-           'check_one_patient', 'pick_axial_t2', 'check_slice_sizes', 'geometry_blocks', 'read_dicom_study',
-           'axial_slices', 'read_nifti_study', 'read_slice_folder', 'read_study']
+           'check_one_patient', 'pick_axial_t2', 'check_slice_sizes', 'read_dicom_study', 'axial_slices',
+           'read_nifti_study', 'read_slice_folder', 'read_study']
 
 # %% ../../nbs/27c_predict_inputs.ipynb #395908df
 @dataclass(eq=False)
 class LevelSlice:
     "One disc-level slice of the input and how it was chosen."
     level: str  # disc level, e.g. "L4-L5"
-    raw: np.ndarray  # H×W intensities as stored
+    raw: np.ndarray  # H×W intensities in the canonical view (rows anterior → posterior, columns patient right → left)
     spacing: tuple | None  # (row, column) mm; None when the input does not say
     slice_used: str  # which slice, e.g. "instance 8 of 15"
     rule: str  # the rule that picked it, e.g. "pick_caudal_blocks"
     geometry: str = ""  # what the DICOM geometry says of this slice
     header: Dataset | None = None  # the source DICOM header (for the DICOM-SEG); never written out as read
+    orientation: Orientation | None = None  # how the stored pixels map onto `raw` (DICOM); None: stored as shown
+    method: str = ""  # what placed the level: "geometry", "count", "sagittal", "slices CSV", "--levels", ...
+    verified: bool | None = None  # two independent methods agree (or the user named the slice); False: check this level
+    distance_mm: float | None = None  # from the slice to the disc plane, where a sagittal localiser placed it
 
 @dataclass(eq=False)
 class Study:
@@ -149,31 +155,6 @@ def check_slice_sizes(headers:list, # (path, header) pairs of one series
         raise ValueError(f"series {name}: slices of different sizes ({common[0]}×{common[1]} in {len(sizes[common])} files; {odd}); "
                          "one series must hold one image size")
 
-def geometry_blocks(headers:list, # (path, header) pairs ordered cranial → caudal
-                    max_angle_deg:float=1.0, # a turn of the slice normal larger than this starts a block
-                    gap_factor:float=1.6, # a gap larger than this × the median gap starts a block
-                   )->list|None: # per slice its block, 1 = the most caudal; None without geometry
-    "Blocks of parallel, evenly spaced slices in an axial stack (one per disc in a disc-angled acquisition)."
-    planes = [slice_plane(ds) for _, ds in headers]
-    if len(planes) < 2 or any(p is None for p in planes): return None
-    ns = np.array([p["normal"] for p in planes])
-    ns = ns * np.sign(ns @ ns[0])[:, None]
-    n = ns.mean(0); n /= np.linalg.norm(n)
-    pos = np.array([p["origin"] @ n for p in planes])
-    gaps = np.abs(np.diff(pos))
-    turn = np.degrees(np.arccos(np.clip(np.abs((ns[:-1] * ns[1:]).sum(1)), 0, 1)))
-    cut = (turn > max_angle_deg) | (gaps > gap_factor * max(np.median(gaps), 1e-6))
-    b = np.concatenate([[0], np.cumsum(cut)])
-    return [int(b[-1] - x + 1) for x in b]
-
-def _geometry_note(blocks:list|None, i:int, level:str) -> str:
-    if blocks is None: return "no slice geometry in the headers: ordered by InstanceNumber, no check"
-    k = max(blocks)
-    if k == 1: return "one parallel, evenly spaced stack: the geometry shows no disc blocks to check against"
-    want = LEVELS[::-1].index(level) + 1
-    size = blocks.count(blocks[i])
-    return (f"block {blocks[i]} of {k} from the caudal end ({size} slices): "
-            + ("agrees with the rule" if blocks[i] == want else f"the rule's count puts {level} in block {want}: check this level"))
 
 # %% ../../nbs/27c_predict_inputs.ipynb #fd833b80
 def _slice_csv(path) -> pd.DataFrame:
@@ -192,7 +173,7 @@ def read_dicom_study(folder, # one patient's study folder
                      slices=None, # CSV with columns level, instance (InstanceNumber) overriding the rule
                      skip=None, # a folder under `folder` to leave out
                     )->Study:
-    "The disc-level slices of one patient's DICOM study: axial T2 series, cranial → caudal order, the Mendeley loader's rule."
+    "The disc-level slices of one patient's DICOM study: axial T2 series, cranial → caudal order of the slices' centres, levels from the geometry's disc blocks (the count where it shows none), pixels in the canonical view."
     folder = Path(folder)
     series, bad = dicom_series(folder, skip)
     if not series: raise ValueError(f"{folder}: not a study: no readable DICOM image" + (f" ({bad} unreadable DICOM files)" if bad else ""))
@@ -202,36 +183,51 @@ def read_dicom_study(folder, # one patient's study folder
     info = _series_info(hs)
     name = f"{info['description'] or '(no SeriesDescription)'!r} ({info['n']} files)"
     check_slice_sizes(hs, name)
-    ordered, order = axial_order(hs)
+    ordered, order = centre_order(hs)
     instances = [int(ds.get("InstanceNumber") or i + 1) for i, (_, ds) in enumerate(ordered)]
     stack, gaps = fill_gaps(instances)
-    notes = [f"axial T2 series {name}: {how}", f"slices ordered cranial → caudal by {'position along the slice normal' if order == 'position' else 'InstanceNumber (no geometry)'}"]
+    notes = [f"axial T2 series {name}: {how}", f"slices ordered cranial → caudal by {'their centres along the slice normal' if order == 'position' else 'InstanceNumber (no geometry)'}"]
     if bad: notes.append(f"{bad} file(s) under the input are not readable DICOM images and were left out")
     if gaps: notes.append(f"stack gap: instance(s) {gaps} missing; levels counted over the whole stack of {len(stack)}")
-    others = [_series_info(h) for k, h in series.items() if k != key]
-    sag = [i for i in others if i["plane"] == "sagittal"]
-    notes.append(f"sagittal series {', '.join(_describe(i) for i in sag)} present, but this package has no disc detector to locate levels on it"
-                 if sag else "no sagittal localiser in the study: the levels cannot be derived from one")
+    sag = sorted((k for k in series if k != key and _series_info(series[k])["plane"] == "sagittal"),
+                 key=lambda k: (not re.search("t2", _series_info(series[k])["description"], re.I), -len(series[k])))
+    if not sag: notes.append("no sagittal series in the study: the levels cannot be found on one")
     if slices is not None:
         df = _slice_csv(slices)
         if "instance" not in df.columns: raise ValueError(f"--slices {slices}: a DICOM study needs an 'instance' column (InstanceNumber)")
-        picks, rule = {r.level: int(r.instance) for r in df.itertuples()}, f"slices CSV {Path(slices).name}"
+        rule, places = f"slices CSV {Path(slices).name}", []
+        for r in df.itertuples():
+            if int(r.instance) in instances: places.append(LevelPlacement(r.level, instances.index(int(r.instance)), "slices CSV", True, "named by the user (--slices)"))
+            else: notes.append(f"{r.level}: instance {r.instance} is {'missing (a gap in the stack)' if int(r.instance) in gaps else 'not in the series'}: level left out")
     else:
-        picks, rule = pick_caudal_blocks("", stack, tuple(levels)), f"pick_caudal_blocks ({len(stack)} axial slices, blocks of {min(5, len(stack) // 3)})"
-    notes.append(f"levels from {rule}; the level of a slice is the rule's, not a measurement")
-    blocks = geometry_blocks(ordered) if order == "position" else None
+        blocks = disc_blocks(ordered) if order == "position" else None
+        places = place_levels(ordered, tuple(levels), stack, blocks)
+        if sag and order == "position":
+            try: discs, how = sagittal_discs(series[sag[0]]); why = plausible_discs(discs, tuple(levels))
+            except (ValueError, FileNotFoundError) as e: why = str(e).split(": ", 1)[-1]
+            sname = _describe(_series_info(series[sag[0]]))
+            if why: notes.append(f"sagittal series {sname}: levels NOT taken from it ({why})")
+            else:
+                places = place_from_discs(ordered, discs, tuple(levels), places, blocks)
+                notes.append(f"sagittal series {sname}: discs found by the disc segmenter on its {how}, named from caudal (the lowest taken as L5-S1)")
+        rule = ("the sagittal series' discs" if any(p.method == "sagittal" for p in places) else "the geometry's disc blocks, checked against the count"
+                if any(p.method == "geometry" for p in places) else "the count alone (pick_caudal_blocks)")
+        unv = [p.level for p in places if not p.verified]
+        notes.append(f"levels from {rule}" + (f"; UNVERIFIED: {', '.join(unv)} (see each level's line; give --slices to name the slices)" if unv else "; every level verified"))
+    rules = {"geometry": "disc blocks of the geometry, counted from caudal", "slices CSV": rule, "sagittal": "axial slice nearest the disc found on the sagittal series",
+             "count": f"pick_caudal_blocks ({len(stack)} axial slices, blocks of {min(5, len(stack) // 3)})"}
     out = []
-    for lvl in sorted(picks, key=LEVELS.index):
-        inst = picks[lvl]
-        if inst not in instances:
-            notes.append(f"{lvl}: instance {inst} is {'missing (a gap in the stack)' if inst in gaps else 'not in the series'}: level left out"); continue
-        i = instances.index(inst)
-        f, ds = ordered[i]
+    for p in sorted(places, key=lambda p: LEVELS.index(p.level)):
+        if p.index is None: notes.append(f"{p.level}: {p.check}: level left out"); continue
+        f, ds = ordered[p.index]
+        inst = instances[p.index]
         raw, _ = read_dicom_pixels(f)
-        out.append(LevelSlice(lvl, raw, dicom_pixel_spacing(ds), f"instance {inst} ({stack.index(inst) + 1} of {len(stack)}, cranial → caudal)",
-                              rule, _geometry_note(blocks, i, lvl), ds))
-    missing = [l for l in levels if l not in picks]
-    if missing: notes.append(f"levels {missing} not picked by {rule}: the stack is too short")
+        o = axial_orientation(ds)
+        out.append(LevelSlice(p.level, raw if o is None else o.to_canonical(raw), dicom_pixel_spacing(ds) if o is None else o.spacing(dicom_pixel_spacing(ds)),
+                              f"instance {inst} ({stack.index(inst) + 1} of {len(stack)}, cranial → caudal)", rules.get(p.method, p.method), p.check, ds,
+                              o, p.method, p.verified, p.distance_mm))
+    turned = {str(s.orientation) for s in out if s.orientation not in (None, Orientation())}
+    if turned: notes.append(f"pixels {', '.join(sorted(turned))} (ImageOrientationPatient): read in the viewer's view; masks mapped back onto the stored pixels")
     if not out: raise ValueError(f"series {name}: no disc-level slice picked ({len(stack)} axial slices; {rule})"
                                  + ("; for a folder of one slice per level, give --levels with one level per file" if len(hs) <= len(LEVELS) else ""))
     pids = {str(ds.get("PatientID", "") or "") for _, ds in hs} - {""}
@@ -285,7 +281,8 @@ def read_nifti_study(path, # a .nii or .nii.gz volume
         k = picks[lvl]
         if not 1 <= k <= n: raise ValueError(f"--slices {slices}: {lvl} slice {k} is outside the volume's {n} axial slices")
         out.append(LevelSlice(lvl, vol[k - 1], spacing, f"axial slice {k} of {n} (cranial → caudal)", rule,
-                              f"one volume, {dz:.2f} mm between slices: no disc blocks to check against"))
+                              f"one volume, {dz:.2f} mm between slices: no disc blocks to check against" + ("" if slices is not None else "; not checked"),
+                              method="slices CSV" if slices is not None else "count", verified=slices is not None))
     if not out: raise ValueError(f"{path}: no disc-level slice picked ({n} axial slices; {rule})")
     notes = [f"NIfTI volume: {n} axial slices of {vol.shape[1]}×{vol.shape[2]} px, {spacing[0]:.3g}×{spacing[1]:.3g} mm",
              f"levels from {rule}; the level of a slice is the rule's, not a measurement", "a NIfTI volume has no sagittal localiser to derive levels from"]
@@ -318,7 +315,8 @@ def read_slice_folder(folder, # a folder of PNG/JPEG/TIFF (or loose DICOM) slice
         if not f.is_file(): raise FileNotFoundError(f"{f}: the slice named for {lvl} does not exist")
         a, hd = read_image_file(f)
         if sp is None and hd is not None: sp = dicom_pixel_spacing(hd)
-        out.append(LevelSlice(lvl, a, sp, f"file {f.name}", rule, "single slices: no geometry", hd))
+        out.append(LevelSlice(lvl, a, sp, f"file {f.name}", rule, "single slices: no geometry; the level is the user's", hd,
+                              method="slices CSV" if slices is not None else "--levels", verified=True))
     out.sort(key=lambda s: LEVELS.index(s.level))
     notes = [f"folder of {len(out)} slices; levels from {rule}",
              *([f"pixel spacing unknown for {sum(s.spacing is None for s in out)} slice(s): areas in mm² left out (give pixel_spacing in --slices)"]

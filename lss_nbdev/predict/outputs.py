@@ -24,12 +24,13 @@ RSNA_NAMES = {g: n for n, g in RSNA_GRADES.items()}  # "A" -> "Normal/Mild", "BC
 def levels_table(results:list, # from `run_pipeline`
                  pseudonym:str,
                 )->pd.DataFrame: # one row per level
-    "The per-level table: slice and rule, grade (paper and RSNA names), calibrated probabilities, areas, confidence, consistency."
+    "The per-level table: slice, what placed the level and whether it is verified (`geometry` says why), grade (paper and RSNA names), calibrated probabilities, areas, confidence, consistency."
     rows = []
     for o in results:
         s, p, ev = o["slice"], o["probs"], o["evidence"]
         g = GRADES[int(np.argmax(p))]
-        rows.append(dict(patient=pseudonym, level=s.level, slice=s.slice_used, slice_rule=s.rule, grade=GRADE_NAMES[g], rsna_grade=RSNA_NAMES[g],
+        rows.append(dict(patient=pseudonym, level=s.level, slice=s.slice_used, slice_rule=s.rule, level_method=s.method, level_verified=s.verified,
+                         disc_distance_mm=None if s.distance_mm is None else round(s.distance_mm, 1), grade=GRADE_NAMES[g], rsna_grade=RSNA_NAMES[g],
                          p_A=round(float(p[0]), 4), p_BC=round(float(p[1]), 4), p_D=round(float(p[2]), 4), confidence=round(float(p.max()), 4),
                          dural_sac_area_mm2=None if ev["pred_area_mm2"] is None else round(ev["pred_area_mm2"], 1),
                          affected_area_pct=round(o["area_pct"], 2), area_grade=GRADE_NAMES[o["area_grade"]],
@@ -86,7 +87,8 @@ def _level_finding(o:dict) -> list:
     e = ev["relevance"]
     rel = (f"- Relevance: {100 * e['share_in_pred']:.1f} % of the cross-attention relevance inside the predicted mask (chance "
            f"{100 * e['chance_in_pred']:.1f} %)") if e else "- Relevance: not available for this model"
-    return [f"### {s.level} · {s.slice_used}", "", o["report"], "",
+    unv = [f"**Level unverified** ({s.method}): {s.geometry}. Check that this slice is {s.level}, or name it with --slices.", ""] if s.verified is False else []
+    return [f"### {s.level} · {s.slice_used}" + (" · LEVEL UNVERIFIED" if s.verified is False else ""), "", *unv, o["report"], "",
             f"- Grade: {GRADE_NAMES[g]} (RSNA 2024: {RSNA_NAMES[g]}); calibrated probabilities A / B&C / D = "
             f"{p[0]:.2f} / {p[1]:.2f} / {p[2]:.2f}; confidence {p.max():.2f}",
             f"- Dural sac area: {_num(ev['pred_area_mm2'], '{:.1f} mm²', 'unknown (no pixel spacing)')}; affected area {o['area_pct']:.2f} % of the slice "
@@ -123,14 +125,18 @@ def report_json(results:list, pseudonym:str, pipe:Pipeline, study:Study, extra_n
 def index_html(table:pd.DataFrame, results:list, overlays:dict, pseudonym:str, pipe:Pipeline, study:Study, notes:list) -> str:
     "A one-page HTML summary, images embedded as base64, no external resource."
     e = html.escape
-    cols = ["level", "slice", "grade", "rsna_grade", "p_A", "p_BC", "p_D", "confidence", "dural_sac_area_mm2", "affected_area_pct", "report_consistent"]
+    cols = ["level", "slice", "level_method", "level_verified", "grade", "rsna_grade", "p_A", "p_BC", "p_D", "confidence", "dural_sac_area_mm2", "affected_area_pct", "report_consistent"]
     head = "".join(f"<th>{e(c)}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{e(str(r[c]))}</td>" for c in cols) + "</tr>" for _, r in table.iterrows())
     parts = []
     for o in results:
         lvl = o["slice"].level
         img = base64.b64encode(overlays[lvl]).decode()
-        parts.append(f"<section><h2>{e(lvl)} <small>{e(o['slice'].slice_used)}</small></h2><p>{e(o['report'])}</p>"
+        s = o["slice"]
+        unv = (f"<p class=warn><b>Level unverified</b> ({e(s.method)}): {e(s.geometry)}. Check that this slice is {e(lvl)}, or name it with --slices.</p>"
+               if s.verified is False else "")
+        parts.append(f"<section><h2>{e(lvl)} <small>{e(s.slice_used)}</small>{' <span class=warn>level unverified</span>' if s.verified is False else ''}</h2>"
+                     f"{unv}<p>{e(o['report'])}</p>"
                      f"<img alt='{e(lvl)} overlay' src='data:image/png;base64,{img}'>"
                      f"<p class=cap>Left: the slice with the predicted mask outline (green). Middle: cross-attention relevance. Right: zoom.</p></section>")
     css = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse}"

@@ -16,6 +16,7 @@ from .pipeline import Pipeline, load_pipeline, run_pipeline
 from .outputs import levels_table, overlay_image, png_bytes, report_markdown, report_json, index_html
 from .dicom_seg import write_canal_seg
 from .privacy import pseudonym_for, load_key, free_text, redact, pseudonymised_copy
+from ..evaluation.rsna_metric import rsna_submission
 
 # %% auto #0
 __all__ = ['MARKER', 'SPACING_MM', 'PIXEL_BUDGET', 'check_out', 'write_marker', 'nifti_nonfinite', 'check_input_files',
@@ -205,7 +206,7 @@ def predict(run, # a run directory with a trained model
             keep_source_uids:bool=False, # the DICOM-SEG references the source UIDs (linkable: for use inside the source PACS)
             verbose:bool=True,
            )->Path: # the output folder
-    "One patient through a trained run: levels.csv, report.md, report.json, overlays/, canal_seg.dcm with its pseudonymised source (DICOM input), index.html and the marker."
+    "One patient through a trained run: levels.csv, rsna.csv, report.md, report.json, overlays/, canal_seg.dcm with its pseudonymised source (DICOM input), index.html and the marker."
     t0 = time.perf_counter()
     inp, out = Path(input), Path(out)
     check_out(out, inp)
@@ -236,6 +237,7 @@ def predict(run, # a run directory with a trained model
         (tmp/"overlays").mkdir(parents=True)
         table = levels_table(results, pid)
         table.to_csv(tmp/"levels.csv", index=False)
+        rsna_submission(pid, {o["slice"].level: o["probs"] for o in results}).to_csv(tmp/"rsna.csv", index=False)  # RSNA 2024's format, row ids from the pseudonym
         overlays = {}
         for o in results:
             overlays[o["slice"].level] = png_bytes(overlay_image(o["image"], o["mask"], o["heatmap"]))

@@ -92,8 +92,8 @@ def load_pipeline(run_dir, # a run directory that trained a model (`lss-study ru
 def run_pipeline(pipe:Pipeline, # from `load_pipeline`
                  study:Study, # from `read_study`
                  pseudonym:str, # the patient's pseudonymous id
-                )->list: # one dict per level: images, mask, probabilities, evidence, report
-    "Denoise, segment and grade every level slice, calibrate, measure, and write the report text."
+                )->list: # one dict per level: images, mask (canonical view), mask_source (stored pixels), probabilities, evidence, report
+    "Denoise, segment and grade every level slice (in the canonical view), calibrate, measure, write the report text, and map each mask back onto the stored pixels."
     d, out = pipe.run_cfg.denoise, []
     for s in study.slices:
         den = nlm_denoise(s.raw, h=d.h, patch=d.patch, search=d.search, h_factor=d.h_factor, name=f"{s.level} ({s.slice_used})")
@@ -116,6 +116,7 @@ def run_pipeline(pipe:Pipeline, # from `load_pipeline`
         s = o["slice"]
         case, v = o["case"], o["view"]
         o["mask"] = np.clip(to_slice(masks[i], v, s.raw.shape), 0, 1)
+        o["mask_source"] = o["mask"] if s.orientation is None else s.orientation.to_stored(o["mask"])  # on the stored pixels (DICOM-SEG)
         o["probs"], o["probs_uncalibrated"] = cal[i], raw_p[i]
         o["evidence"] = evidence_record(v, from_slice(o["mask"], v), cal[i], None if rel is None else rel[i], grid_hw=grid)
         o["heatmap"] = None if rel is None else to_slice(relevance_heatmap(rel[i], grid, v.raw.shape), v, s.raw.shape)
