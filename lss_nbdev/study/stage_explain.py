@@ -101,13 +101,13 @@ def _predictor(model, cases:list):
 def localisation_sample(cases:list, # the test split's cases
                         n:int|None, # slices to keep, the same number per grade (fewer where a grade has fewer); None: all
                         seed:int=0)->list:
-    "A seeded draw of `n` test slices, equal per grade, in the split's order: the localisation stage's budget (`eval.localisation_cases`)."
-    if n is None or n >= len(cases): return list(cases)
+    "Positions of a seeded draw of `n` test slices, equal per grade, in the split's order: the localisation stage's budget (`eval.localisation_cases`)."
+    if n is None or n >= len(cases): return list(range(len(cases)))
     rng, keep = np.random.default_rng(seed), set()
     for g in GRADES:
         idx = [i for i, c in enumerate(cases) if c.grade == g]
         keep.update(int(i) for i in rng.permutation(idx)[:n // len(GRADES)])
-    return [c for i, c in enumerate(cases) if i in keep]
+    return sorted(keep)
 
 def _split_targets(cases:list, pseudo:dict)->tuple:
     if all(c.mask is not None for c in cases): return [c.mask for c in cases], "anatomical"
@@ -119,7 +119,8 @@ def stage_localisation(run:Run, preprocess:PreprocessOutput, train:TrainOutput, 
     if not sp.get("test") or not sp.get("val"): return None
     s = LOC_SETTINGS
     models = {n: load_trained(run, n, v) for n, v in variants.items()}
-    scored = dict(val=sp["val"], test=localisation_sample(sp["test"], cfg.eval.localisation_cases, cfg.eval.seed))
+    picked = localisation_sample(sp["test"], cfg.eval.localisation_cases, cfg.eval.seed)
+    scored = dict(val=sp["val"], test=[sp["test"][i] for i in picked])
     def view(m, split):  # the split as model m sees it, and its targets there
         cases, pz = crop_cases(scored[split], m.region_prior(), preprocess.pseudo)
         return (cases, *_split_targets(cases, pz))
@@ -138,7 +139,7 @@ def stage_localisation(run:Run, preprocess:PreprocessOutput, train:TrainOutput, 
         test, tt, tname = views[n] = view(m, "test")
         maps[n] = localisation_maps(m, [c.image for c in test])
         deleted = [k for k in maps[n] if k not in XATTN_VARIANTS or k == kept]  # deletion curves for the kept relevance and the peers
-        per_case.append(localisation_cases(m, test, tt, tname, maps=maps[n], model_name=n, confidence=cal.get(n), seed=cfg.eval.seed,
+        per_case.append(localisation_cases(m, test, tt, tname, maps=maps[n], model_name=n, confidence=None if n not in cal else np.asarray(cal[n])[picked], seed=cfg.eval.seed,
                                            deletion=deleted, **s))
     per_case = pd.concat(per_case, ignore_index=True)
     summary = localisation_summary(per_case, n=cfg.eval.n_bootstrap, seed=cfg.eval.seed, level=cfg.eval.ci)
