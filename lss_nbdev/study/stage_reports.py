@@ -173,14 +173,13 @@ def stage_arrg(run:Run, cohort:CohortOutput, preprocess:PreprocessOutput, train:
     p, rep, test = preds[name], tables[name], {c.case_id: c for c in sp["test"]}
     grid, ids = (p["grid"], p["grid"]), [c.case_id for c in sp["test"]]
     loc = localisation if localisation and localisation.model == name and localisation.heatmaps else None
-    if loc is not None:  # the relevance kept on the validation split, and how well it localises
-        rel = lambda i: np.nan_to_num(loc.heatmaps[ids[i]].astype(np.float32))
-        located = lambda i: {"method": loc.kept, **(loc.scores.get(ids[i], {}).get(loc.kept) or {})}
-    else:
-        full = sp["test"]  # the relevance grid covers the network's region: resized into it, zero outside
-        rel = (lambda i: None) if p["relevance"] is None else (
-            lambda i: to_slice(p["relevance"][i].mean(axis=(0, 1)).reshape(grid), crop_case(full[i], p["region"]), full[i].raw.shape))
-        located = lambda i: None
+    scored = lambda i: loc is not None and ids[i] in loc.heatmaps  # the localisation stage scores a draw of the test slices
+    full = sp["test"]  # otherwise the cross-attention relevance: its grid covers the network's region, resized into it, zero outside
+    grid_rel = (lambda i: None) if p["relevance"] is None else (
+        lambda i: to_slice(p["relevance"][i].mean(axis=(0, 1)).reshape(grid), crop_case(full[i], p["region"]), full[i].raw.shape))
+    # the relevance kept on the validation split, and how well it localises, where the slice was scored
+    rel = lambda i: np.nan_to_num(loc.heatmaps[ids[i]].astype(np.float32)) if scored(i) else grid_rel(i)
+    located = lambda i: {"method": loc.kept, **(loc.scores.get(ids[i], {}).get(loc.kept) or {})} if scored(i) else None
     index = {c.case_id: i for i, c in enumerate(sp["test"])}
     for r in rep.itertuples():
         i = index[r.case_id]
