@@ -10,7 +10,7 @@ import numpy as np, pydicom
 import SimpleITK as sitk
 import lss_nbdev
 from ..core.config import StudyConfig
-from ..study.engine import torch_threads
+from ..model.train import torch_threads
 from .inputs import read_study, dicom_series, pick_axial_t2, IMAGE_SUFFIXES
 from .pipeline import Pipeline, load_pipeline, run_pipeline
 from .outputs import levels_table, overlay_image, png_bytes, report_markdown, report_json, index_html

@@ -6,26 +6,62 @@
 from __future__ import annotations
 from pathlib import Path
 import lss_nbdev
+from collections import OrderedDict
 import numpy as np, pandas as pd, torch, cv2
-from monai.networks.nets import UNet
+from torch import nn
 from safetensors.torch import load_model
 from ..core.image_io import slice_plane, read_dicom_pixels
 from ..evaluation.canal_levels import find_discs
 from .geometry import Orientation, slice_centre, LevelPlacement
 
 # %% auto #0
-__all__ = ['DISC_MODEL', 'NET_MM', 'CLASSES', 'disc_net', 'load_disc_net', 'net_input', 'segment_sagittal', 'spider_training_set',
-           'train_disc_net', 'dice_per_class', 'sagittal_orientation', 'sagittal_discs', 'plausible_discs',
-           'place_from_discs']
+__all__ = ['DISC_MODEL', 'NET_MM', 'CLASSES', 'ResidualUnit', 'SkipConnection', 'DiscUNet', 'disc_net', 'load_disc_net',
+           'net_input', 'segment_sagittal', 'spider_training_set', 'train_disc_net', 'dice_per_class',
+           'sagittal_orientation', 'sagittal_discs', 'plausible_discs', 'place_from_discs']
 
 # %% ../../nbs/27d_predict_sagittal.ipynb #fa4465e6
 DISC_MODEL = Path(lss_nbdev.__file__).resolve().parent/"predict"/"disc_unet.safetensors"  # shipped with the package (trained below)
 NET_MM = 2.814  # the network's pixel size: SPIDER's 0.469 mm × 6
 CLASSES = ("background", "vertebra", "disc", "canal")  # SPIDER's label values 0-3
 
+def _conv(cin:int, cout:int, stride:int=1, transposed:bool=False, conv_only:bool=False)->nn.Sequential:
+    "MONAI's `Convolution`: a 3×3 (transposed) convolution, then instance norm and PReLU (`adn`) unless `conv_only`."
+    conv = nn.ConvTranspose2d(cin, cout, 3, stride, 1, output_padding=stride - 1) if transposed else nn.Conv2d(cin, cout, 3, stride, 1)
+    if conv_only: return nn.Sequential(OrderedDict(conv=conv))
+    return nn.Sequential(OrderedDict(conv=conv, adn=nn.Sequential(OrderedDict(N=nn.InstanceNorm2d(cout), A=nn.PReLU()))))
+
+class ResidualUnit(nn.Module):
+    "MONAI's `ResidualUnit` with one subunit: a convolution plus the input (through a strided 3×3 or a 1×1 convolution where the shape changes)."
+    def __init__(self, cin:int, cout:int, stride:int=1, conv_only:bool=False):
+        super().__init__()
+        self.conv = nn.Sequential(OrderedDict(unit0=_conv(cin, cout, stride, conv_only=conv_only)))
+        self.residual = (nn.Conv2d(cin, cout, 3 if stride > 1 else 1, stride, 1 if stride > 1 else 0)
+                         if stride > 1 or cin != cout else nn.Identity())
+    def forward(self, x): return self.conv(x) + self.residual(x)
+
+class SkipConnection(nn.Module):
+    "MONAI's `SkipConnection`: the input and the submodule's output, concatenated on channels."
+    def __init__(self, submodule:nn.Module):
+        super().__init__(); self.submodule = submodule
+    def forward(self, x): return torch.cat([x, self.submodule(x)], dim=1)
+
+def _unet_block(cin:int, cout:int, channels:tuple, top:bool)->nn.Sequential:
+    "One level of MONAI's `UNet` (stride 2, one residual unit), built in MONAI's order: inner levels first, then down, then up."
+    c = channels[0]
+    inner = _unet_block(c, c, channels[1:], False) if len(channels) > 2 else ResidualUnit(c, channels[1])
+    down = ResidualUnit(cin, c, 2)
+    up = nn.Sequential(_conv(2 * c if len(channels) > 2 else c + channels[1], cout, 2, transposed=True), ResidualUnit(cout, cout, conv_only=top))
+    return nn.Sequential(down, SkipConnection(inner), up)
+
+class DiscUNet(nn.Module):
+    "MONAI's `UNet(spatial_dims=2, channels=(8, 16, 32, 64), strides=(2, 2, 2), num_res_units=1)` in plain torch, with its state-dict keys."
+    def __init__(self, cin:int=1, cout:int=len(CLASSES), channels:tuple=(8, 16, 32, 64)):
+        super().__init__(); self.model = _unet_block(cin, cout, channels, True)
+    def forward(self, x): return self.model(x)
+
 def disc_net()->torch.nn.Module:
-    "A tiny 2-D U-Net (MONAI): one grey channel in, the four SPIDER classes out."
-    return UNet(spatial_dims=2, in_channels=1, out_channels=len(CLASSES), channels=(8, 16, 32, 64), strides=(2, 2, 2), num_res_units=1)
+    "A tiny 2-D U-Net (MONAI's layout): one grey channel in, the four SPIDER classes out."
+    return DiscUNet()
 
 def load_disc_net(path=None)->torch.nn.Module:
     "The shipped disc segmenter (or the weights at `path`), in eval mode; `FileNotFoundError` when the file is not there."

@@ -13,7 +13,7 @@ from ..core.grades import GRADES
 from ..core.masks import affected_area, template_grade
 from ..model.losses import SEG_LOSSES
 from ..model.checkpoints import read_train_state
-from ..model.train import build_model, network_inputs, fit, predict, copy_checkpoint
+from ..model.train import build_model, network_inputs, fit, predict, copy_checkpoint, torch_threads
 from ..model.region import to_slice, region_misses, fit_region_prior, crop_cases
 from ..model.train import seg_targets
 from ..model.unet_peer import build_unet, fit_unet, predict_unet
@@ -23,7 +23,7 @@ from ..core.grades import GRADE_NAMES
 from ..evaluation.metrics import (grade_summary, segmentation_cases, ci_summary, ci_table, classification_table, classification_figure,
                                           reliability_figure, mean_sd_table, SEGMENTATION_METRICS)
 from ..evaluation.study_figures import plot_training_curves, plot_pid_trajectories
-from .engine import (Run, resolve_device, model_variants, model_key, checkpoint_dir, torch_threads, training_fingerprint,
+from .engine import (Run, resolve_device, model_variants, model_key, checkpoint_dir, training_fingerprint,
                                    model_label, TRAINING_KEYS)
 from ..core.rundir import atomic_write, provenance
 from .stage_data import PreprocessOutput
