@@ -8,7 +8,7 @@ import numpy as np, pandas as pd
 from ..core.grades import GRADES, LEVELS, canonical_level
 
 # %% auto #0
-__all__ = ['RSNA_COLUMNS', 'RSNA_WEIGHTS', 'rsna_row_id', 'rsna_submission', 'rsna_score']
+__all__ = ['RSNA_COLUMNS', 'RSNA_WEIGHTS', 'rsna_row_id', 'rsna_submission', 'rsna_score', 'rsna_metric']
 
 # %% ../../nbs/18b_rsna_metric.ipynb #e088d579
 RSNA_COLUMNS = ("normal_mild", "moderate", "severe")  # p(A), p(B&C), p(D)
@@ -56,12 +56,21 @@ def rsna_score(truth:pd.DataFrame, # row_id, grade: one row per study and spinal
     missing = sorted(set(t.row_id) - set(s.index))
     if missing: raise ValueError(f"{len(missing)} truth row(s) without a submission row, e.g. {missing[:3]}")
     p = s.loc[t.row_id, list(RSNA_COLUMNS)].to_numpy(float)
-    y = np.stack([(t.column == c).to_numpy(float) for c in RSNA_COLUMNS], 1)
-    w = t.column.map(RSNA_WEIGHTS).to_numpy(float)
+    return rsna_metric(t.grade, p, t.row_id.str.split("_spinal_canal_stenosis_").str[0].to_numpy(), any_severe_scalar)
+
+def rsna_metric(y_true, # true grades, one per row (A / BC / D, the RSNA names or the column names)
+                probs, # N×3 probabilities: p(normal_mild), p(moderate), p(severe) — for the study's grades p(A), p(B&C), p(D)
+                studies, # each row's study (a patient): the any-severe term takes each study's most severe row
+                any_severe_scalar:float=1.0, # the any-severe term's weight in the mean (the competition's: 1.0)
+               )->dict: # spinal (weighted log loss), any_severe_spinal, score (their weighted mean), n_rows, n_studies
+    "`rsna_score` on rows already matched: true grades beside their probabilities, e.g. a model's test slices (each slice a row, each patient a study)."
+    cols = pd.Series([_truth_column(g) for g in y_true])
+    p = np.asarray(probs, float)
+    y = np.stack([(cols == c).to_numpy(float) for c in RSNA_COLUMNS], 1)
+    w = cols.map(RSNA_WEIGHTS).to_numpy(float)
     spinal = _weighted_log_loss(y, p, w)
-    study = t.row_id.str.split("_spinal_canal_stenosis_").str[0].to_numpy()
-    d = pd.DataFrame(dict(study=study, severe_true=y[:, 2], severe_p=p[:, 2] / p.sum(1), w=w)).groupby("study").max()
+    d = pd.DataFrame(dict(study=np.asarray(studies), severe_true=y[:, 2], severe_p=p[:, 2] / p.sum(1), w=w)).groupby("study").max()
     yb = np.stack([1 - d.severe_true, d.severe_true], 1)
     any_sev = _weighted_log_loss(yb, np.stack([1 - d.severe_p, d.severe_p], 1), d.w.to_numpy())
     return dict(spinal=spinal, any_severe_spinal=any_sev, score=float(np.average([spinal, any_sev], weights=[1, any_severe_scalar])),
-                n_rows=len(t), n_studies=len(d))
+                n_rows=len(cols), n_studies=len(d))

@@ -23,9 +23,9 @@ from .checkpoints import load_checkpoint, finish_checkpoint, save_checkpoint, rn
 
 # %% auto #0
 __all__ = ['SEG_TARGETS', 'TRAIN_STEP_KEYS', 'build_model', 'TensorSet', 'seg_targets', 'input_pixel_mm2', 'to_tensors',
-           'fit_input_priors', 'network_inputs', 'bf16_autocast', 'batch_order', 'grade_loss', 'run_epoch',
-           'refit_ruler', 'predict', 'dice_per_case', 'check_finite', 'seed_everything', 'launched_processes',
-           'make_accelerator', 'copy_checkpoint', 'fit']
+           'fit_input_priors', 'network_inputs', 'torch_threads', 'bf16_autocast', 'batch_order', 'grade_loss',
+           'run_epoch', 'refit_ruler', 'predict', 'dice_per_case', 'check_finite', 'seed_everything',
+           'launched_processes', 'make_accelerator', 'copy_checkpoint', 'fit']
 
 # %% ../../nbs/16_train.ipynb #e801e93c
 def build_model(cfg:StudyConfig, # uses cfg.model
@@ -117,6 +117,14 @@ def network_inputs(model:LSSNet, # changed in place by `fit_input_priors`
     return views, {s: to_tensors(v, model.backbone, cfg.train.seg_target, pz) for s, (v, pz) in views.items()}
 
 # %% ../../nbs/16_train.ipynb #ca52582f
+@contextlib.contextmanager
+def torch_threads(n:int|None): # threads for torch's intra-op pool inside the block; None: unchanged
+    "Run a block with `n` torch threads, then restore the setting."
+    prev = torch.get_num_threads()
+    if n: torch.set_num_threads(int(n))
+    try: yield
+    finally: torch.set_num_threads(prev)
+
 def bf16_autocast(device:torch.device, bf16:bool):
     "bf16 autocast on CUDA when asked, nothing elsewhere."
     if bf16 and device.type == "cuda": return torch.autocast("cuda", dtype=torch.bfloat16)

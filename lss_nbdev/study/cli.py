@@ -6,17 +6,11 @@
 from __future__ import annotations
 import argparse, fcntl, os, socket, sys, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 import yaml
-from tqdm.auto import tqdm
 from ..core.config import StudyConfig
-from .engine import Run, checkpoint_dir, resolve_device, torch_threads, usable_cores
-from .stage_models import train_variants
-from .stages import STAGES, training_plan, model_card
 from ..core.rundir import claim_run_dir, write_model_card, is_run_dir, atomic_write, LOCK
-from ..model.train import build_model, network_inputs, fit, launched_processes
-from .manifest import write_manifest, manifest_summary, environment
-from .preflight import preflight
-from .nnunet_export import export_real_nnunet
+if TYPE_CHECKING: from lss_nbdev.study.engine import Run
 
 # %% auto #0
 __all__ = ['write_report', 'RunLock', 'default_workers', 'run_study', 'build_config', 'fit_model', 'main', 'cli']
@@ -24,6 +18,7 @@ __all__ = ['write_report', 'RunLock', 'default_workers', 'run_study', 'build_con
 # %% ../../nbs/28_study.ipynb #1f8297f8
 def write_report(run:Run, max_rows:int=40) -> Path:
     "`REPORT.md`: the config, the manifest's summary, notes, and every table and figure in the run directory (short tables inline)."
+    from lss_nbdev.study.manifest import manifest_summary
     lines = [f"# Study run `{run.out.name}`", "", f"Data: `{run.cfg.data.source}` · profile `{run.cfg.profile_name}` · "
              f"config hash `{run.cfg.hash()}` ([config.yaml](config.yaml))", "", "## Stages (this invocation)", ""]
     if (run.out/"manifest.json").exists(): lines += manifest_summary(run.out/"manifest.json")
@@ -59,6 +54,7 @@ class RunLock:
 
 def _closure(names:list) -> list:
     "The stages `names` need, with the stages they read, in graph order."
+    from lss_nbdev.study.stages import STAGES
     need, todo = set(), list(names)
     while todo:
         n = todo.pop()
@@ -67,6 +63,7 @@ def _closure(names:list) -> list:
 
 def default_workers(cfg:StudyConfig) -> int:
     "Trainings at once: on a CPU with `train.threads` set, one per `train.threads` cores (at most 4); on CUDA, or with torch's own threads, one."
+    from lss_nbdev.study.engine import resolve_device, usable_cores
     if cfg.train.threads is None or resolve_device(cfg) == "cuda": return 1
     return max(1, min(4, usable_cores() // cfg.train.threads))
 
@@ -76,6 +73,11 @@ def run_study(cfg:StudyConfig, # the configuration (cfg.data.source names the co
               workers:int=1, # trainings at once, each in its own process (`Run.cache_many`; `default_workers` is the command line's default)
              )->Run:
     "Preflight, then compute the stages in graph order under a lock on `out`, writing manifest.json, tables, figures and REPORT.md."
+    from tqdm.auto import tqdm
+    from lss_nbdev.study.engine import Run
+    from lss_nbdev.study.stages import STAGES, training_plan, model_card
+    from lss_nbdev.study.manifest import write_manifest, environment
+    from lss_nbdev.study.preflight import preflight
     names = list(STAGES) if stages is None else list(stages)
     unknown = [s for s in names if s not in STAGES]
     if unknown: raise ValueError(f"unknown stage(s) {unknown}; available: {list(STAGES)}")
@@ -132,6 +134,10 @@ def fit_model(out, # a run directory whose preprocess stage is cached (`lss-stud
               name:str, # the model's name in the run's train stage (e.g. "tiny (random init)")
              )->Path: # its checkpoint folder
     "Train one model of a run; under `accelerate launch` on every process of it (DDP), for the train stage to pick up finished."
+    from lss_nbdev.study.engine import Run, checkpoint_dir, resolve_device
+    from lss_nbdev.study.stage_models import train_variants
+    from lss_nbdev.study.stages import STAGES
+    from lss_nbdev.model.train import build_model, network_inputs, fit, launched_processes, torch_threads
     out = Path(out)
     if not is_run_dir(out) or not (out/"config.yaml").is_file(): raise ValueError(f"{out}: not a run directory (no config.yaml or run marker)")
     run = Run(StudyConfig.load(out/"config.yaml"), out, STAGES, verbose=False)
@@ -149,6 +155,12 @@ def fit_model(out, # a run directory whose preprocess stage is cached (`lss-stud
     with torch_threads(cfg.train.threads): fit(model, tensors["train"], tensors["val"], cfg, ckpt, device=resolve_device(cfg), progress=True)
     return ckpt
 
+class _StageNames:
+    "The stages' names for `run --help`, looked up only when help is printed: `predict` and `fit` need not import every stage."
+    def __str__(self):
+        from lss_nbdev.study.stages import STAGES
+        return ",".join(STAGES)
+
 def main(argv=None):
     "Entry point of the `lss-study` command."
     p = argparse.ArgumentParser(prog="lss-study", description="Run the lumbar spinal stenosis study.")
@@ -159,7 +171,7 @@ def main(argv=None):
     r.add_argument("--profile", default=None, choices=["quick", "paper"], help="default quick")
     r.add_argument("--config", default=None, help="a YAML config, e.g. runs/X/config.yaml to replay run X (replaces --profile)")
     r.add_argument("--out", default="runs/quick", help="run directory")
-    r.add_argument("--stages", default=None, help=f"comma-separated subset of {','.join(STAGES)}")
+    r.add_argument("--stages", default=None, help="comma-separated subset of %(stages)s").stages = _StageNames()
     r.add_argument("--workers", type=int, default=None, help="trainings at once, each in its own process (default: one per "
                    "train.threads cores on a CPU, at most 4; one on CUDA); the numbers do not depend on it")
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -194,6 +206,7 @@ def main(argv=None):
         print(f"trained {a.model!r}: {ckpt}")
         return ckpt
     if a.command == "nnunet-export":
+        from lss_nbdev.study.nnunet_export import export_real_nnunet
         root = export_real_nnunet(a.real, a.out, folds=a.folds, seed=a.seed, dataset_id=a.dataset_id)
         print(f"wrote {root} (nnU-Net v2 raw dataset; splits_final.json: {a.folds} patient folds, seed {a.seed})")
         return root

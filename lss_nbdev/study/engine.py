@@ -6,7 +6,6 @@
 from __future__ import annotations
 import hashlib, inspect, multiprocessing, os, threading, time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Callable
 from tqdm.auto import tqdm
@@ -24,8 +23,8 @@ from ..core.rundir import (safe_name, slug, atomic_write, dump_signed, load_sign
 
 # %% auto #0
 __all__ = ['STUDY_DESIGN_KEYS', 'TRAINING_KEYS', 'TRAINING_MODULES', 'DATA_SOURCES', 'REAL_SOURCES', 'StageCache', 'write_table',
-           'cohort_table', 'Stage', 'torch_threads', 'usable_cores', 'Run', 'resolve_device', 'model_label',
-           'with_backbone', 'model_variants', 'training_fingerprint', 'model_key', 'checkpoint_dir', 'load_trained']
+           'cohort_table', 'Stage', 'usable_cores', 'Run', 'resolve_device', 'model_label', 'with_backbone',
+           'model_variants', 'training_fingerprint', 'model_key', 'checkpoint_dir', 'load_trained']
 
 # %% ../../nbs/26_runs.ipynb #b00169ea
 class StageCache:
@@ -127,15 +126,6 @@ class _PeakRSS:
         self.peak_mb = max(self.peak, _rss(self.proc)) / 2**20
         import torch
         self.cuda_peak_mb = torch.cuda.max_memory_allocated() / 2**20 if self.cuda else None
-
-@contextmanager
-def torch_threads(n:int|None): # threads for torch's intra-op pool inside the block; None: unchanged
-    "Run a block with `n` torch threads, then restore the setting."
-    import torch
-    prev = torch.get_num_threads()
-    if n: torch.set_num_threads(int(n))
-    try: yield
-    finally: torch.set_num_threads(prev)
 
 def usable_cores() -> int:
     "The CPU cores this process may run on (its affinity where the OS tells it, else every core)."

@@ -13,27 +13,29 @@ from ..core.grades import GRADES
 from ..core.masks import affected_area, template_grade
 from ..model.losses import SEG_LOSSES
 from ..model.checkpoints import read_train_state
-from ..model.train import build_model, network_inputs, fit, predict, copy_checkpoint
+from ..model.train import build_model, network_inputs, fit, predict, copy_checkpoint, torch_threads
 from ..model.region import to_slice, region_misses, fit_region_prior, crop_cases
 from ..model.train import seg_targets
 from ..model.unet_peer import build_unet, fit_unet, predict_unet
 from ..model.ruler import AreaRuler, sac_area_mm2
 from ..evaluation.stats import pairwise_tests, patient_means, detectable_difference
 from ..core.grades import GRADE_NAMES
+from ..evaluation.rsna_metric import rsna_metric
 from ..evaluation.metrics import (grade_summary, segmentation_cases, ci_summary, ci_table, classification_table, classification_figure,
-                                          reliability_figure, mean_sd_table, SEGMENTATION_METRICS)
+                                          reliability_figure, mean_sd_table, SEGMENTATION_METRICS, METRIC_NAMES)
 from ..evaluation.study_figures import plot_training_curves, plot_pid_trajectories
-from .engine import (Run, resolve_device, model_variants, model_key, checkpoint_dir, torch_threads, training_fingerprint,
+from .engine import (Run, resolve_device, model_variants, model_key, checkpoint_dir, training_fingerprint,
                                    model_label, TRAINING_KEYS)
 from ..core.rundir import atomic_write, provenance
 from .stage_data import PreprocessOutput
 
 # %% auto #0
-__all__ = ['UNET_PEER', 'GRADE_SOURCES', 'prefix_dir', 'train_and_predict', 'training_job', 'train_unet_peer', 'peer_jobs',
-           'evaluate_model', 'explained_model', 'train_variants', 'ablation_prefix', 'train_jobs', 'TrainOutput',
-           'EvaluateOutput', 'AblationOutput', 'StatisticsOutput', 'stage_train', 'stage_evaluate', 'majority_grade',
-           'grade_heads_table', 'write_ruler_table', 'write_evaluation_tables', 'ablation_jobs', 'stage_ablation',
-           'paired_tests', 'power_table', 'stage_statistics']
+__all__ = ['UNET_PEER', 'GRADE_SOURCES', 'RSNA_NOTE', 'prefix_dir', 'train_and_predict', 'training_job', 'train_unet_peer',
+           'peer_jobs', 'evaluate_model', 'explained_model', 'train_variants', 'ablation_prefix', 'train_jobs',
+           'TrainOutput', 'EvaluateOutput', 'AblationOutput', 'StatisticsOutput', 'stage_train', 'stage_evaluate',
+           'majority_grade', 'head_rsna_metric', 'grade_heads_table', 'write_ruler_table', 'rsna_rows',
+           'write_evaluation_tables', 'ablation_jobs', 'stage_ablation', 'paired_tests', 'power_table',
+           'stage_statistics']
 
 # %% ../../nbs/26c_stage_models.ipynb #848a9110
 def prefix_dir(run:Run, cfg:StudyConfig, splits:dict, epochs:int, *extra_keys:str) -> Path:
@@ -182,9 +184,20 @@ def majority_grade(train:list) -> str:
 
 GRADE_SOURCES = {"head": "grade head", "area": "area template", "ruler": "ruler on its mask (mm², cut-offs fitted on training patients)"}
 
+RSNA_NOTE = ("rsna_metric: the RSNA 2024 spinal canal metric (weighted log loss 1/2/4 plus the any-severe term, lower is better; "
+             "each test slice a row, each patient a study) on the grade head's softmax probabilities (uncalibrated: the explain stage "
+             "calibrates later), grades A → normal/mild, B&C → moderate, D → severe")
+
+def head_rsna_metric(e:dict) -> float:
+    "`rsna_metric`'s score of a model's grade head on its graded test slices (softmax probabilities); NaN without a head or a graded slice."
+    keep = np.array([g in GRADES for g in e["y_true"]], bool)
+    if "probs" not in e or not keep.any(): return np.nan
+    return rsna_metric(np.asarray(e["y_true"], object)[keep], np.asarray(e["probs"])[keep], np.asarray(e["patients"])[keep])["score"]
+
 def grade_heads_table(evals:dict, majority:str|None=None) -> pd.DataFrame:
-    "Per model and grade source: accuracy, balanced accuracy, macro-F1, distinct predicted grades, degenerate (one grade); the majority class as a row."
-    rows = [dict(model=n, source=GRADE_SOURCES[s], **grade_summary(e["y_true"], e[s])) for n, e in evals.items() for s in GRADE_SOURCES if s in e]
+    "Per model and grade source: accuracy, balanced accuracy, macro-F1, distinct predicted grades, degenerate (one grade), the head's `rsna_metric`; the majority class as a row."
+    rows = [dict(model=n, source=GRADE_SOURCES[s], **grade_summary(e["y_true"], e[s]), rsna_metric=head_rsna_metric(e) if s == "head" else np.nan)
+            for n, e in evals.items() for s in GRADE_SOURCES if s in e]
     if majority is not None and evals:
         y = next(iter(evals.values()))["y_true"]
         rows.append(dict(model="majority class (training patients)", source="constant", **grade_summary(y, [majority] * len(y))))
@@ -202,19 +215,25 @@ def write_ruler_table(run:Run, preds:dict, evals:dict):
     run.table(pd.DataFrame(rows), "regions_and_rulers", "Where each network looks (region prior fitted on the training targets; share of "
               "the test targets' pixels outside it) and the cut-offs of the ruler fitted on its training-patient masks")
 
+def rsna_rows(evals:dict) -> pd.DataFrame:
+    "Table 1's `rsna_metric` rows: one per model with a grade head (group All, no CI)."
+    return pd.DataFrame([dict(group="All", metric="rsna_metric", value=head_rsna_metric(e), n=len(e["y_true"]),
+                              n_patients=len(set(e["patients"])), model=n, source=GRADE_SOURCES["head"]) for n, e in evals.items() if "probs" in e],
+                        columns=["group", "metric", "value", "n", "n_patients", "model", "source"])
+
 def write_evaluation_tables(run:Run, evals:dict, majority:str|None=None):
     "Tables 1-3 (classification, segmentation, segmentation by grade) with bootstrap or Wilson 95 % CIs, and the grade heads' degeneracy check."
     cfg = run.cfg
     cls = pd.concat([classification_table(e["y_true"], e[src], e["probs"] if src == "head" else None, level=cfg.eval.ci,
                                           patients=e["patients"], n_bootstrap=cfg.eval.n_bootstrap, seed=cfg.eval.seed)
                      .assign(model=n, source=GRADE_SOURCES[src])
-                     for n, e in evals.items() for src in GRADE_SOURCES if src in e])
+                     for n, e in evals.items() for src in GRADE_SOURCES if src in e] + [rsna_rows(evals)])
     cls = cls[["model", "source"] + [c for c in cls.columns if c not in ("model", "source")]]
     run.table(cls, "classification", "Table 1: grade classification on the test split (accuracy: patient-level cluster-bootstrap "
-              "95 % CI; the slice-level Wilson interval in slice_ci_lo/hi)")
+              f"95 % CI; the slice-level Wilson interval in slice_ci_lo/hi); {RSNA_NOTE}")
     run.table(grade_heads_table(evals, majority), "grade_heads", "Every grade source on the test split: accuracy beside balanced accuracy, "
               "macro-F1 and the number of distinct predicted grades; one grade for every slice is degenerate, and no calibration, "
-              "stability or paired test on it is a finding")
+              f"stability or paired test on it is a finding; {RSNA_NOTE}")
     seg = pd.concat([ci_summary(g, list(SEGMENTATION_METRICS), by="grade", n=cfg.eval.n_bootstrap, seed=cfg.eval.seed,
                                 level=cfg.eval.ci, cluster="patient_id").assign(model=m, target=tg)
                      for (m, tg), g in pd.concat([e["seg"] for e in evals.values()]).groupby(["model", "target"], sort=False)])
@@ -225,8 +244,8 @@ def write_evaluation_tables(run:Run, evals:dict, majority:str|None=None):
     run.table(seg[~seg.group.isin(["Macro", "All"])], "segmentation_by_grade", "Table 3: segmentation per grade")
     run.table(ci_table(overall, index=["model", "target", "group"]).reset_index(), "segmentation_summary",
               "Table 2, formatted (patient-level 95 % CIs)")
-    run.table(ci_table(cls, index=["model", "source", "group"]).reset_index(), "classification_summary",
-              "Table 1, formatted (accuracy: patient-level 95 % CI)")
+    run.table(ci_table(cls, index=["model", "source", "group"], names={**METRIC_NAMES, "rsna_metric": "RSNA 2024 metric (softmax)"}).reset_index(),
+              "classification_summary", f"Table 1, formatted (accuracy: patient-level 95 % CI); {RSNA_NOTE}")
     classification_figure({n: (e["y_true"], e["head"], e["probs"]) for n, e in evals.items() if "head" in e},
                           path=run.figure("classification_head"), title="Grade head: confusion matrices and ROC (test split)")
     classification_figure({n: (e["y_true"], e["area"], None) for n, e in evals.items() if "area" in e},

@@ -20,10 +20,11 @@ from ..evaluation.localisation import localisation_cases, XATTN_VARIANTS, CAM_ME
 from ..evaluation.study_figures import plot_real_overlays
 from ..evaluation.canal_levels import level_measures, level_agreement, bland_altman_figure
 from ..model.unet_peer import build_unet, fit_unet, predict_unet
+from ..model.train import torch_threads
 from ..model.medsam import mask_box, medsam_box_segment
 from .data_sources import load_real_cohort
 from .engine import (Run, resolve_device, model_label, with_backbone, model_key, checkpoint_dir,
-                                   load_trained, torch_threads)
+                                   load_trained)
 from ..core.rundir import atomic_write, provenance
 from .stage_models import training_job
 
