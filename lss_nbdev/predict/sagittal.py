@@ -15,13 +15,14 @@ from ..evaluation.canal_levels import find_discs
 from .geometry import Orientation, slice_centre, LevelPlacement
 
 # %% auto #0
-__all__ = ['DISC_MODEL', 'NET_MM', 'CLASSES', 'ResidualUnit', 'SkipConnection', 'DiscUNet', 'disc_net', 'load_disc_net',
-           'net_input', 'segment_sagittal', 'spider_training_set', 'train_disc_net', 'dice_per_class',
-           'sagittal_orientation', 'sagittal_discs', 'plausible_discs', 'place_from_discs']
+__all__ = ['DISC_MODEL', 'NET_MM', 'DISC_CHANNELS', 'CLASSES', 'ResidualUnit', 'SkipConnection', 'DiscUNet', 'disc_net',
+           'load_disc_net', 'net_input', 'segment_sagittal', 'spider_training_set', 'train_disc_net', 'dice_per_class',
+           'sagittal_orientation', 'sagittal_discs', 'plausible_discs', 'place_from_discs', 'disc_localiser_cv']
 
 # %% ../../nbs/27d_predict_sagittal.ipynb #fa4465e6
 DISC_MODEL = Path(lss_nbdev.__file__).resolve().parent/"predict"/"disc_unet.safetensors"  # shipped with the package (trained below)
-NET_MM = 2.814  # the network's pixel size: SPIDER's 0.469 mm × 6
+NET_MM = 1.876  # the network's pixel size: SPIDER's 0.469 mm × 4
+DISC_CHANNELS = (16, 32, 64, 128)  # the U-Net's channels per level
 CLASSES = ("background", "vertebra", "disc", "canal")  # SPIDER's label values 0-3
 
 def _conv(cin:int, cout:int, stride:int=1, transposed:bool=False, conv_only:bool=False)->nn.Sequential:
@@ -54,14 +55,14 @@ def _unet_block(cin:int, cout:int, channels:tuple, top:bool)->nn.Sequential:
     return nn.Sequential(down, SkipConnection(inner), up)
 
 class DiscUNet(nn.Module):
-    "MONAI's `UNet(spatial_dims=2, channels=(8, 16, 32, 64), strides=(2, 2, 2), num_res_units=1)` in plain torch, with its state-dict keys."
-    def __init__(self, cin:int=1, cout:int=len(CLASSES), channels:tuple=(8, 16, 32, 64)):
+    "MONAI's `UNet(spatial_dims=2, channels=channels, strides=(2,) * (len(channels) - 1), num_res_units=1)` in plain torch, with its state-dict keys."
+    def __init__(self, cin:int=1, cout:int=len(CLASSES), channels:tuple=DISC_CHANNELS):
         super().__init__(); self.model = _unet_block(cin, cout, channels, True)
     def forward(self, x): return self.model(x)
 
 def disc_net()->torch.nn.Module:
     "A tiny 2-D U-Net (MONAI's layout): one grey channel in, the four SPIDER classes out."
-    return DiscUNet()
+    return DiscUNet(channels=DISC_CHANNELS)
 
 def load_disc_net(path=None)->torch.nn.Module:
     "The shipped disc segmenter (or the weights at `path`), in eval mode; `FileNotFoundError` when the file is not there."
@@ -71,26 +72,28 @@ def load_disc_net(path=None)->torch.nn.Module:
 
 def net_input(image:np.ndarray, # H×W sagittal slice, rows running caudally
               spacing:tuple, # (row, column) mm
-             )->tuple: # (h×w float32 in [0, 1] at NET_MM, padded to a multiple of 8; (h0, w0) before padding)
+              net_mm:float=NET_MM, # the network's pixel size
+             )->tuple: # (h×w float32 in [0, 1] at net_mm, padded to a multiple of 8; (h0, w0) before padding)
     "A sagittal slice resampled to the network's pixel size, intensities scaled by the 1st-99th percentiles."
     a = np.asarray(image, np.float32)
-    h0, w0 = max(8, int(round(a.shape[0] * spacing[0] / NET_MM))), max(8, int(round(a.shape[1] * spacing[1] / NET_MM)))
+    h0, w0 = max(8, int(round(a.shape[0] * spacing[0] / net_mm))), max(8, int(round(a.shape[1] * spacing[1] / net_mm)))
     a = cv2.resize(a, (w0, h0), interpolation=cv2.INTER_AREA)
     lo, hi = np.percentile(a, (1, 99))
     a = np.clip((a - lo) / max(hi - lo, 1e-6), 0, 1)
     H, W = -(-h0 // 8) * 8, -(-w0 // 8) * 8
     return np.pad(a, ((0, H - h0), (0, W - w0))).astype(np.float32), (h0, w0)
 
-def segment_sagittal(net:torch.nn.Module, image:np.ndarray, spacing:tuple)->np.ndarray:
-    "Labels (0-3, `CLASSES`) of a sagittal slice at the network's pixel size NET_MM (unpadded)."
-    x, (h0, w0) = net_input(image, spacing)
+def segment_sagittal(net:torch.nn.Module, image:np.ndarray, spacing:tuple, net_mm:float=NET_MM)->np.ndarray:
+    "Labels (0-3, `CLASSES`) of a sagittal slice at the network's pixel size `net_mm` (unpadded)."
+    x, (h0, w0) = net_input(image, spacing, net_mm)
     with torch.no_grad(): y = net(torch.from_numpy(x)[None, None])[0].argmax(0).numpy()
     return y[:h0, :w0].astype(np.uint8)
 
 # %% ../../nbs/27d_predict_sagittal.ipynb #6b907c54
 def spider_training_set(root, # a folder with cases.csv (path, label_path, patient_id, pixel_spacing), e.g. data/spider_examples
                         patients=None, # the patients to use; None: all
-                       )->tuple: # (n×H×W inputs, n×H×W labels, patient per slice), at NET_MM, cropped to a common size
+                        net_mm:float=NET_MM, # the network's pixel size
+                       )->tuple: # (n×H×W inputs, n×H×W labels, patient per slice), at net_mm, cropped to a common size
     "SPIDER sagittal slices and label images at the network's pixel size."
     root = Path(root)
     df = pd.read_csv(root/"cases.csv")
@@ -98,7 +101,7 @@ def spider_training_set(root, # a folder with cases.csv (path, label_path, patie
     xs, ys = [], []
     for r in df.itertuples():
         img, lab = cv2.imread(str(root/r.path), cv2.IMREAD_UNCHANGED), cv2.imread(str(root/r.label_path), cv2.IMREAD_UNCHANGED)
-        x, (h0, w0) = net_input(img, (r.pixel_spacing, r.pixel_spacing))
+        x, (h0, w0) = net_input(img, (r.pixel_spacing, r.pixel_spacing), net_mm)
         y = cv2.resize(lab, (w0, h0), interpolation=cv2.INTER_NEAREST)
         xs.append(x[:h0, :w0]); ys.append(y)
     h, w = min(x.shape[0] for x in xs) // 8 * 8, min(x.shape[1] for x in xs) // 8 * 8
@@ -106,11 +109,12 @@ def spider_training_set(root, # a folder with cases.csv (path, label_path, patie
 
 def train_disc_net(x:np.ndarray, y:np.ndarray, # from `spider_training_set`
                    epochs:int=60, batch:int=16, lr:float=3e-3, seed:int=0,
+                   channels:tuple=DISC_CHANNELS, # the U-Net's channels per level
                   )->torch.nn.Module:
     "Train `disc_net` with cross-entropy plus Dice (MONAI), random left-right flips and intensity scaling."
     from monai.losses import DiceCELoss
     torch.manual_seed(seed); rng = np.random.default_rng(seed)
-    net, loss_fn = disc_net(), DiceCELoss(to_onehot_y=True, softmax=True)
+    net, loss_fn = DiscUNet(channels=channels), DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * -(-len(x) // batch))
     X, Y = torch.from_numpy(x)[:, None], torch.from_numpy(y)[:, None]
@@ -206,3 +210,39 @@ def place_from_discs(headers:list, # axial (path, header) pairs ordered cranial 
             out.append(LevelPlacement(lvl, i, "sagittal", False, f"disc centre {dist[i]:.1f} mm from the slice plane (slice gap {gap:.1f} mm); "
                                       "the geometry shows no disc blocks to check it against: not checked", float(dist[i])))
     return out
+
+# %% ../../nbs/27d_predict_sagittal.ipynb #0e2f7264
+def _mid_slice(df:pd.DataFrame) -> pd.Series:
+    "The middle of a patient's slices ordered by the slice index in their names."
+    return df.assign(k=df.path.str.extract(r"slice(\d+)")[0].astype(int)).sort_values("k").iloc[len(df) // 2]
+
+def _discs_mm(discs:pd.DataFrame, mm:float) -> pd.DataFrame:
+    "`find_discs`' rows as `sagittal_discs`' columns, in mm on the slice (z: rows, y: columns)."
+    return pd.DataFrame(dict(level=discs.level, x=0.0, y=discs.col * mm, z=discs.row * mm, area_mm2=discs.area_mm2))
+
+def disc_localiser_cv(root, # a folder with cases.csv and labels (e.g. data/spider_examples)
+                      net_mm:float=NET_MM, channels:tuple=DISC_CHANNELS, # the design judged
+                      folds:int=5, epochs:int=40, gap_mm:float=4.0, # folds over patients, training epochs, the axial stack's gap
+                      levels:tuple=("L5-S1", "L4-L5", "L3-L4"),
+                      fit=None, # (x, y, epochs=, channels=) -> network for one fold; None: `train_disc_net`
+                     )->pd.DataFrame: # one row per patient × level: fold, expert and network disc position (mm), slices apart, within one
+    "Patient-level cross-validation of the disc localiser: each patient's middle slice segmented by a network that never saw the patient."
+    root = Path(root); df = pd.read_csv(root/"cases.csv"); pts = sorted(df.patient_id.unique()); rows = []
+    for k in range(folds):
+        held = pts[k::folds]
+        x, y, _ = spider_training_set(root, [p for p in pts if p not in held], net_mm)
+        net = (fit or train_disc_net)(x, y, epochs=epochs, channels=channels)
+        for p in held:
+            r = _mid_slice(df[df.patient_id == p]); sp = float(r.pixel_spacing)
+            img, lab = (cv2.imread(str(root/f), cv2.IMREAD_UNCHANGED) for f in (r.path, r.label_path))
+            expert = _discs_mm(find_discs(lab, sp), sp)
+            found = _discs_mm(find_discs(segment_sagittal(net, img, (sp, sp), net_mm), net_mm), net_mm)
+            why = plausible_discs(found, levels)
+            tz = expert.set_index("level").z.reindex(list(levels)).to_numpy()
+            stack = np.arange(np.nanmin(tz) - 12, np.nanmax(tz) + 12, gap_mm)
+            for lvl, t in zip(levels, tz):
+                z = np.nan if why else found.set_index("level").z.get(lvl, np.nan)
+                apart = abs(int(np.argmin(abs(stack - t))) - int(np.argmin(abs(stack - z)))) if np.isfinite(z) and np.isfinite(t) else np.nan
+                rows.append(dict(fold=k, patient=p, level=lvl, expert_mm=t, network_mm=z, slices_apart=apart,
+                                 within_one=bool(apart <= 1), implausible=why))
+    return pd.DataFrame(rows)
