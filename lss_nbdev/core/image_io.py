@@ -4,6 +4,8 @@
 
 # %% ../../nbs/03_image_io.ipynb #d5926072
 from __future__ import annotations
+import os, sys, tempfile
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, cv2, pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -12,7 +14,8 @@ from pydicom.misc import is_dicom
 
 # %% auto #0
 __all__ = ['BINARY_MASK_VALUES', 'read_dicom_header', 'dicom_pixel_spacing', 'read_dicom_pixels', 'slice_plane',
-           'read_image_file', 'MaskValuesError', 'read_mask_file', 'write_dicom_slice', 'fake_axial_slice']
+           'read_image_file', 'MaskValuesError', 'read_mask_file', 'write_dicom_slice', 'fake_axial_slice',
+           'quiet_native_stderr']
 
 # %% ../../nbs/03_image_io.ipynb #787669df
 def read_dicom_header(path, # a DICOM file (.dcm, .ima, or no extension)
@@ -133,3 +136,21 @@ def fake_axial_slice(size:int, # image side in pixels
     r = {"A": .09, "BC": .06, "D": .035, None: .08}[grade]
     img = np.where(((xx - .5) ** 2 + (yy - .68) ** 2) < r ** 2, 2600, img)
     return np.clip(img + rng.normal(0, 60, img.shape), 0, 4095).astype(np.uint16)
+
+# %% ../../nbs/03_image_io.ipynb #1b3d751e
+@contextmanager
+def quiet_native_stderr():
+    "Capture what native code writes to descriptor 2 inside the block; pass it on to `sys.stderr` only if the block succeeds."
+    said = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        ok = False
+        try:
+            yield said
+            ok = True
+        finally:
+            os.dup2(saved, 2); os.close(saved)
+            tmp.seek(0); said.append(tmp.read().decode(errors="replace"))
+            if ok and said[0]: sys.stderr.write(said[0])

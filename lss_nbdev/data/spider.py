@@ -10,6 +10,7 @@ import numpy as np, pandas as pd
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 from ..core.cases import Case, Cohort, Skipped, finish_cohort
+from ..core.image_io import quiet_native_stderr
 
 # %% auto #0
 __all__ = ['SPIDER_CANAL_LABEL', 'SPIDER_SEQUENCES', 'sagittal_axis_of', 'sagittal_slices', 'write_fake_spider', 'load_spider']
@@ -106,7 +107,8 @@ def _read_overview(path:Path, names:set)->dict:
     return {norm(r[col]): r for r in df.to_dict("records")}
 
 def _read_volume(path:Path)->sitk.Image:
-    try: return sitk.ReadImage(str(path))
+    try:
+        with quiet_native_stderr(): return sitk.ReadImage(str(path))  # MetaIO prints its parse errors; the error below says it
     except RuntimeError as e:
         msg = next((l.strip() for l in str(e).splitlines() if l.strip() and "Exception thrown" not in l), str(e).strip())
         raise ValueError(f"{path}: unreadable MetaImage ({msg[:200]})") from None

@@ -12,7 +12,7 @@ import SimpleITK as sitk
 from pydicom.dataset import Dataset
 from pydicom.misc import is_dicom
 from ..core.grades import LEVELS, canonical_level
-from ..core.image_io import read_dicom_header, read_dicom_pixels, dicom_pixel_spacing, slice_plane, read_image_file
+from ..core.image_io import read_dicom_header, read_dicom_pixels, dicom_pixel_spacing, slice_plane, read_image_file, quiet_native_stderr
 from ..data.mendeley import pick_caudal_blocks, fill_gaps
 from .geometry import Orientation, axial_orientation, centre_order, disc_blocks, place_levels, LevelPlacement
 from .sagittal import sagittal_discs, plausible_discs, place_from_discs
@@ -265,7 +265,8 @@ def read_nifti_study(path, # a .nii or .nii.gz volume
                     )->Study:
     "Disc-level slices of an axial NIfTI volume, picked like the DICOM stack."
     path = Path(path)
-    try: img = sitk.ReadImage(str(path))
+    try:
+        with quiet_native_stderr(): img = sitk.ReadImage(str(path))
     except RuntimeError as e: raise ValueError(f"{path}: unreadable NIfTI ({str(e).strip().splitlines()[-1][:120]})") from None
     vol, spacing, dz = axial_slices(img, str(path))
     spacing = tuple(round(float(v), 6) for v in spacing)

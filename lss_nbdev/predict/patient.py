@@ -10,6 +10,7 @@ import numpy as np, pydicom
 import SimpleITK as sitk
 import lss_nbdev
 from ..core.config import StudyConfig
+from ..core.image_io import quiet_native_stderr
 from ..model.train import torch_threads
 from .inputs import read_study, dicom_series, pick_axial_t2, IMAGE_SUFFIXES
 from .pipeline import Pipeline, load_pipeline, run_pipeline
@@ -129,7 +130,8 @@ def check_input_files(path, # the input
     path = Path(path)
     if path.is_file() and path.name.lower().endswith((".nii", ".nii.gz")):
         rd = sitk.ImageFileReader(); rd.SetFileName(str(path))
-        try: rd.ReadImageInformation()
+        try:
+            with quiet_native_stderr(): rd.ReadImageInformation()
         except RuntimeError: return []  # unreadable: read_study says so
         size = sorted(rd.GetSize()[:3])
         if len(size) == 3 and size[1] * size[2] > PIXEL_BUDGET:
