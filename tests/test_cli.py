@@ -30,9 +30,9 @@ def test_bad_arguments_say_what_is_wrong(tmp_path, args, message):
     assert r.returncode != 0
     assert message in r.stderr, r.stderr[-2000:]
 
-def test_pipeline_end_to_end_writes_tables_and_resumes(tmp_path):
-    "Cohort → preprocessing → two models → statistics on a very small phantom; a second run reads the caches."
-    args = ["run", "--out", str(tmp_path/"run"), "--set", "data.n_patients=9", "--set", "train.max_epochs=1",
+def test_pipeline_end_to_end_writes_tables_and_resumes(tiny_run_copy, tmp_path):
+    "Cohort → preprocessing → two models → statistics on a very small phantom (into a copy of the session's run, trained with these settings); a second run reads the caches."
+    args = ["run", "--out", str(tiny_run_copy), "--set", "data.n_patients=9", "--set", "train.max_epochs=1",
             "--set", "model.compare=[]", "--set", "eval.n_bootstrap=50", "--stages", "cohort,preprocess,train,statistics,explain"]
     r = lss_study(*args)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -2,10 +2,9 @@
 import json, os, subprocess, sys
 from pathlib import Path
 import pandas as pd
+from conftest import TINY, TINY_STAGES
 
 BIN = Path(sys.executable).parent
-TINY = ["--set", "data.n_patients=9", "--set", "train.max_epochs=1", "--set", "model.compare=[]", "--set", "eval.n_bootstrap=50",
-        "--set", "arrg.epochs=1", "--set", "real.source=null"]
 
 def lss_study(*args, cwd=None):
     env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
@@ -14,13 +13,10 @@ def lss_study(*args, cwd=None):
 def statuses(run_dir:Path) -> dict:
     return {s["stage"]: s["status"] for s in json.loads((run_dir/"manifest.json").read_text())["stages"]}
 
-def test_changes_rerun_only_the_stages_that_depend_on_them(tmp_path):
-    "Train once; a marker planted in a checkpoint survives changes of eval.n_bootstrap, the ARRG beam size and the device."
-    out = tmp_path/"run"
-    stages = ["--stages", "cohort,preprocess,train,evaluate,statistics,explain,arrg"]
-    r = lss_study("run", "--out", str(out), *TINY, *stages)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "cache hit" not in statuses(out).values()
+def test_changes_rerun_only_the_stages_that_depend_on_them(tiny_run_copy):
+    "Train once (a copy of the session's `TINY` run); a marker planted in a checkpoint survives changes of eval.n_bootstrap, the ARRG beam size and the device."
+    out, stages = tiny_run_copy, TINY_STAGES
+    assert "cache hit" not in statuses(out).values()  # the run was computed from an empty folder
     hits = lambda: {s for s, v in statuses(out).items() if v == "cache hit"}
     [ckpt] = [d for d in (out/"checkpoints").iterdir() if d.name.startswith("tiny_random_init-")]
     (ckpt/"marker").write_text("planted"); best = (ckpt/"best.safetensors").stat().st_mtime_ns
@@ -130,9 +126,9 @@ def test_bad_input_is_one_line(tmp_path):
     for (args, message), (code, err) in zip(BAD_INPUT, json.loads(r.stdout.splitlines()[-1])):
         assert code == 2 and message in err and "Traceback" not in err, (args, code, err)
 
-def test_vlm_report_path_adds_table_4_rows(tmp_path):
-    "With `arrg.vlm_path` a SmolVLM model writes findings with its own language model: Table 4 and Table 5 get its rows."
-    out = tmp_path/"run"
+def test_vlm_report_path_adds_table_4_rows(tiny_run_copy):
+    "With `arrg.vlm_path` a SmolVLM model writes findings with its own language model: Table 4 and Table 5 get its rows (in a copy of the session's run: its tiny models are not trained again)."
+    out = tiny_run_copy
     r = lss_study("run", "--out", str(out), *TINY, "--set", "model.compare=[smolvlm]", "--set", "arrg.vlm_path=true",
                   "--set", "arrg.vlm_epochs=1", "--set", "arrg.max_tokens=4", "--set", "arrg.beam_size=1", "--stages", "arrg")
     assert r.returncode == 0, r.stderr[-3000:]

@@ -28,13 +28,9 @@ def lss_study(*args):
     return subprocess.run([str(BIN/"lss-study"), *args], capture_output=True, text=True, env=ENV)
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    "A tiny trained run (9 phantom patients, one epoch, ARRG one epoch), built once for this module."
-    out = tmp_path_factory.mktemp("predict")/"run"
-    r = lss_study("run", "--out", str(out), "--set", "data.n_patients=9", "--set", "train.max_epochs=1", "--set", "model.compare=[]",
-                  "--set", "eval.n_bootstrap=50", "--set", "arrg.epochs=1", "--set", "real.source=null", "--stages", "train,explain,arrg")
-    assert r.returncode == 0, r.stderr[-3000:]
-    return out
+def run(tiny_run):
+    "The session's tiny trained run (tests/conftest.py: 9 phantom patients, one epoch, ARRG one epoch), read only; tests that change a run copy it."
+    return tiny_run
 
 @pytest.fixture(scope="module")
 def patient(run):

@@ -1,0 +1,23 @@
+"Shared fixtures: one tiny trained run per session, built once, that the engine, CLI and predict tests read or copy."
+import os, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+
+BIN = Path(sys.executable).parent
+TINY = ["--set", "data.n_patients=9", "--set", "train.max_epochs=1", "--set", "model.compare=[]", "--set", "eval.n_bootstrap=50",
+        "--set", "arrg.epochs=1", "--set", "real.source=null"]  # 9 phantom patients, one epoch, ARRG one epoch, no real data
+TINY_STAGES = ["--stages", "cohort,preprocess,train,evaluate,statistics,explain,arrg"]
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    "`lss-study run` with `TINY` through ARRG into an empty folder, once per session. Read it only; to change it, take `tiny_run_copy`."
+    out = tmp_path_factory.mktemp("tiny")/"run"
+    r = subprocess.run([str(BIN/"lss-study"), "run", "--out", str(out), *TINY, *TINY_STAGES], capture_output=True, text=True,
+                       env=dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+@pytest.fixture
+def tiny_run_copy(tiny_run, tmp_path) -> Path:
+    "A copy of `tiny_run` at tmp_path/run for a test that runs stages into it or edits it (cache keys do not name the folder)."
+    return Path(shutil.copytree(tiny_run, tmp_path/"run", symlinks=True))
