@@ -12,7 +12,7 @@ from safetensors.torch import save_model, save_file, load_model
 
 # %% auto #0
 __all__ = ['CKPT_TAG', 'FROM_FILES', 'weights_tag', 'omitted_state', 'load_checkpoint', 'finish_checkpoint', 'save_checkpoint',
-           'rng_state', 'set_rng_state', 'read_train_state']
+           'rewrite_best', 'rng_state', 'set_rng_state', 'read_train_state']
 
 # %% ../../nbs/15a_checkpoints.ipynb #141a1eae
 CKPT_TAG = "lss_checkpoint"  # the safetensors metadata key of a checkpoint's tag
@@ -77,6 +77,14 @@ def save_checkpoint(out:Path, model, state:dict, new_best:bool):
     os.replace(out/"state.tmp", out/"state.pt")
     finish_checkpoint(out, state["tags"])
     pd.DataFrame(state["log"]).to_csv(out/"train_log.csv", index=False)
+
+def rewrite_best(out:Path, # a checkpoint folder whose best.safetensors `model` was loaded from
+                 model):
+    "Put `model`'s weights into best.safetensors under the tag it already carries (a head fitted after training changes no epoch), atomically."
+    tag = weights_tag(out/"best.safetensors")
+    if tag is None: raise ValueError(f"checkpoint {out}: no tagged best.safetensors to rewrite")
+    _write_weights(model, out/"best.tmp.safetensors", tag)
+    os.replace(out/"best.tmp.safetensors", out/"best.safetensors")
 
 # %% ../../nbs/15a_checkpoints.ipynb #b7e0c1a2
 def rng_state() -> dict:

@@ -163,6 +163,19 @@ class LSSNet(nn.Module):
         w, b = ruler.logit_weights()
         self.ruler.copy_(torch.tensor(np.stack([w, b, [ruler.mu, ruler.sd, 0], [0, 0, 0]]), dtype=self.ruler.dtype))
 
+    def set_grade_head(self, coef:np.ndarray, # 3×(1+F) weights on the standardised [log(1 + area mm²), `head_features`], `GRADES` order
+                       intercept:np.ndarray, # 3 intercepts
+                       mu:np.ndarray, sd:np.ndarray): # 1+F means and standard deviations of those inputs
+        "Load a linear classifier fitted on [log(1 + segmented area in mm²), the head's layer-normed features] (`fit_grade_head`): its area term into the ruler, the rest into the correction layer."
+        coef, intercept, mu, sd = (np.asarray(a, dtype=np.float64) for a in (coef, intercept, mu, sd))
+        n_feat = 0 if self.grade_head is None else self.grade_head[1].in_features
+        if coef.shape != (len(GRADES), 1 + n_feat) or mu.shape != (1 + n_feat,) or sd.shape != (1 + n_feat,):
+            raise ValueError(f"grade head of this network takes 1 + {n_feat} inputs, found weights {coef.shape} and mu/sd {mu.shape}/{sd.shape}")
+        w = coef[:, 1:] / sd[1:]
+        self.ruler.copy_(torch.tensor(np.stack([coef[:, 0], intercept - w @ mu[1:], [mu[0], sd[0], 0], [0, 0, 0]]), dtype=self.ruler.dtype))
+        if self.grade_head is not None:
+            with torch.no_grad(): self.grade_head[1].weight.copy_(torch.as_tensor(w)); self.grade_head[1].bias.zero_()
+
     def set_region(self, prior:RegionPrior, # where the network looks (`fit_region_prior`)
                    pixel_mm2:float): # area of one input pixel in mm² when a caller gives none (the training cases' median)
         self.region.copy_(prior.as_tensor()); self.pixel_mm2.fill_(float(pixel_mm2))
@@ -199,8 +212,10 @@ class LSSNet(nn.Module):
         r = self.ruler.double()
         z = (torch.log1p(area) - r[2, 0]) / (r[2, 1] if bool(r[2, 1] > 0) else 1.0)
         ruler_logits = (z[:, None] * r[0] + r[1]).to(attended.dtype)
-        grade_logits = ruler_logits if self.grade_head is None else self.grade_head(torch.cat([feats.mean(1), under_mask], -1)) + ruler_logits
-        return dict(mask_logits=mask_logits, grade_logits=grade_logits, area_mm2=area.detach().float(), relevance=rel, grid=(h, w))
+        head_features = None if self.grade_head is None else self.grade_head[0](torch.cat([feats.mean(1), under_mask], -1))
+        grade_logits = ruler_logits if head_features is None else self.grade_head[1](head_features) + ruler_logits
+        return dict(mask_logits=mask_logits, grade_logits=grade_logits, area_mm2=area.detach().float(), relevance=rel, grid=(h, w),
+                    head_features=None if head_features is None else head_features.detach())
 
 # %% ../../nbs/14_cross_attention.ipynb #04207e1f
 def param_groups(model:LSSNet, # the network

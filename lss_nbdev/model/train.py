@@ -19,13 +19,16 @@ from .network import LSSNet, param_groups
 from .region import fit_region_prior, crop_cases
 from .ruler import AreaRuler
 from .distributed import SyncBatchNorm2d, sync_batchnorm, shard_batch
-from .checkpoints import load_checkpoint, finish_checkpoint, save_checkpoint, rng_state, set_rng_state, read_train_state
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from .checkpoints import load_checkpoint, finish_checkpoint, save_checkpoint, rewrite_best, rng_state, set_rng_state, read_train_state
 
 # %% auto #0
-__all__ = ['SEG_TARGETS', 'TRAIN_STEP_KEYS', 'build_model', 'TensorSet', 'seg_targets', 'input_pixel_mm2', 'to_tensors',
-           'fit_input_priors', 'network_inputs', 'torch_threads', 'bf16_autocast', 'batch_order', 'grade_loss',
-           'run_epoch', 'refit_ruler', 'predict', 'dice_per_case', 'check_finite', 'seed_everything',
-           'launched_processes', 'make_accelerator', 'copy_checkpoint', 'fit']
+__all__ = ['SEG_TARGETS', 'HEAD_CS', 'AREA_WEIGHT', 'TRAIN_STEP_KEYS', 'build_model', 'TensorSet', 'seg_targets',
+           'input_pixel_mm2', 'to_tensors', 'fit_input_priors', 'network_inputs', 'torch_threads', 'bf16_autocast',
+           'batch_order', 'grade_loss', 'run_epoch', 'refit_ruler', 'predict', 'head_inputs', 'fit_grade_head',
+           'dice_per_case', 'check_finite', 'seed_everything', 'launched_processes', 'make_accelerator',
+           'copy_checkpoint', 'fit']
 
 # %% ../../nbs/16_train.ipynb #e801e93c
 def build_model(cfg:StudyConfig, # uses cfg.model
@@ -222,6 +225,43 @@ def predict(model, data:TensorSet, batch_size:int=16, device="cpu", bf16:bool=Tr
     return dict(ids=data.ids, mask_probs=torch.cat(masks).numpy(), grade_probs=torch.cat(probs).numpy(), area_mm2=torch.cat(areas).numpy(),
                 relevance=torch.cat(rel).numpy() if rel else None)
 
+@torch.no_grad()
+def head_inputs(model, data:TensorSet, batch_size:int=16, device="cpu") -> np.ndarray:
+    "What the grade head reads, per case: [log(1 + segmented area in mm²), its layer-normed features] (N × (1 + F); F = 0 without `model.grade_features`)."
+    model.eval(); device = torch.device(device); rows = []
+    for i in range(0, len(data), batch_size):
+        px = None if data.pixel_mm2 is None else data.pixel_mm2[i:i + batch_size].to(device)
+        out = model(data.pixels[i:i + batch_size].to(device), px)
+        parts = [torch.log1p(out["area_mm2"].double())[:, None]] + ([] if out["head_features"] is None else [out["head_features"].double()])
+        rows.append(torch.cat(parts, 1).cpu())
+    return torch.cat(rows).numpy()
+
+HEAD_CS = (0.001, 0.01, 0.1, 1.0)  # inverse L2 strengths tried for the features' weights, one chosen on validation
+AREA_WEIGHT = 10.0  # the area enters ×10 after standardising, so its weight is penalised 100× less than a feature's
+
+def fit_grade_head(model, # an `LSSNet` after training (changed in place)
+                   train:TensorSet, val:TensorSet, device="cpu",
+                  )->str|None: # which head was chosen; None where the training or validation cases lack grades (the head is left as trained)
+    "Fit the grade head in closed form on the training cases — multinomial logistic regressions on the standardised `head_inputs`: the area alone (`AreaRuler`'s weak penalty), and the area with the features at each of `HEAD_CS` — and keep the one with the best validation macro-F1 (ties: the simpler)."
+    yt, yv = train.grades.numpy(), val.grades.numpy()
+    if len(set(yt[yt >= 0])) < 2 or not (yv >= 0).any() or not hasattr(model, "set_grade_head"): return None
+    Xt, Xv = head_inputs(model, train, device=device)[yt >= 0], head_inputs(model, val, device=device)[yv >= 0]
+    yt, yv = yt[yt >= 0], yv[yv >= 0]
+    mu, sd = Xt.mean(0), Xt.std(0) + 1e-6
+    z = lambda X: np.hstack([(X[:, :1] - mu[:1]) / sd[:1] * AREA_WEIGHT, (X[:, 1:] - mu[1:]) / sd[1:]])
+    cands = {"area": (1, AreaRuler().C)} | ({f"area + features, C={C}": (Xt.shape[1], C) for C in HEAD_CS} if Xt.shape[1] > 1 else {})
+    fits = {k: LogisticRegression(C=C, max_iter=5000).fit(z(Xt)[:, :n], yt) for k, (n, C) in cands.items()}
+    score = {k: f1_score(yv, lr.predict(z(Xv)[:, :cands[k][0]]), average="macro") for k, lr in fits.items()}
+    best = max(cands, key=lambda k: score[k])  # dicts keep order: the area alone first, then the stronger penalties
+    lr, n = fits[best], cands[best][0]
+    coef, icpt = lr.coef_, lr.intercept_
+    if len(lr.classes_) == 2: coef, icpt = np.concatenate([-coef / 2, coef / 2]), np.array([-icpt[0] / 2, icpt[0] / 2])
+    W, b = np.zeros((len(GRADES), Xt.shape[1])), np.full(len(GRADES), -30.0)  # a grade the training cases lack: never predicted
+    for j, g in enumerate(lr.classes_): W[g, :n], b[g] = coef[j], icpt[j]
+    W[:, 0] *= AREA_WEIGHT
+    model.set_grade_head(W, b, mu, sd)
+    return best
+
 def dice_per_case(probs:np.ndarray, targets:np.ndarray, threshold:float=0.5) -> np.ndarray:
     "`masks.dice` of thresholded probabilities against binary targets, per case (both empty → 1)."
     return np.array([dice(p > threshold, y > 0.5) for p, y in zip(probs, targets)])
@@ -374,6 +414,8 @@ def fit(model, # an `LSSNet`
             tags = st["tags"] if acc is None or acc.is_main_process else None
             if snapshot and epoch + 1 == snapshot[0] and not Path(snapshot[1]).exists():
                 _on_main(acc, lambda: copy_checkpoint(out, snapshot[1]))
-    if out is not None and (out/"best.safetensors").exists() and (stop_after is None):
-        load_checkpoint(model, out/"best.safetensors", device=_st_device(device))
+    if stop_after is not None: return pd.DataFrame(log)
+    if out is not None and (out/"best.safetensors").exists(): load_checkpoint(model, out/"best.safetensors", device=_st_device(device))
+    if fit_grade_head(model, train, val, device) is not None and out is not None and (out/"best.safetensors").exists():
+        _on_main(acc, lambda: rewrite_best(out, model))
     return pd.DataFrame(log)
