@@ -287,3 +287,22 @@ def test_nothing_linkable_leaves(run, tmp_path, capsys):
     assert "--keep-source-uids" in capsys.readouterr().out
     assert json.loads((tmp_path/"kept"/"report.json").read_text())["source_uids"] == "kept"
 
+
+def test_prompt_encoding_replaces_the_text_tower(run, tmp_path):
+    "The first load of a tiny run saves the frozen text tower's prompt encoding under <run>/cache; later loads build no text tower (and import no transformers), with the same outputs."
+    import torch
+    other = tmp_path/"run"; shutil.copytree(run, other)
+    shutil.rmtree(other/"cache"/"prompt_encodings", ignore_errors=True)
+    first = load_pipeline(other)
+    assert first.model.backbone.text_tower is not None
+    [saved] = list((other/"cache"/"prompt_encodings").glob("*.safetensors"))
+    second = load_pipeline(other)
+    assert second.model.backbone.text_tower is None
+    x = torch.randn(2, 3, first.cfg.model.image_size, first.cfg.model.image_size)
+    with torch.no_grad(): a, b = first.model(x), second.model(x)
+    assert torch.equal(a["grade_logits"], b["grade_logits"]) and torch.equal(a["mask_logits"], b["mask_logits"])
+    code = f"import sys; from lss_nbdev.predict.pipeline import load_pipeline; load_pipeline({str(other)!r}); print('transformers' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "False", r.stderr[-2000:]
+    saved.write_bytes(b"not a tensor file")
+    with pytest.raises(ValueError, match="unreadable prompt encoding"): load_pipeline(other)

@@ -78,7 +78,7 @@ class Backbone(nn.Module):
         self.tokenizer, self.image_size, self.patch_size = tokenizer, image_size, patch_size
         self.d_vis, self.d_text, self.max_text_len, self.cache_size = d_vis, d_text, max_text_len, cache_size
         self.image_mean, self.image_std = tuple(float(v) for v in image_mean), tuple(float(v) for v in image_std)
-        self._text_cache = OrderedDict()
+        self._text_cache, self._fixed_text = OrderedDict(), None
         self.register_load_state_dict_post_hook(lambda module, keys: module._text_cache.clear())
 
     @property
@@ -112,6 +112,10 @@ class Backbone(nn.Module):
         if isinstance(prompts, str) or not len(prompts) or not all(isinstance(p, str) for p in prompts):
             raise ValueError(f"prompts must be a non-empty list of strings; found {prompts!r:.80}")
         prompts = list(prompts)
+        if self.text_tower is None:
+            if self._fixed_text is None or self._fixed_text[0] != tuple(prompts):
+                raise ValueError(f"{self.name}: built without its text tower, and no encoding of these prompts was given (`set_text_encoding`)")
+            return TextEncoding(*(t.to(self.device) for t in self._fixed_text[1]))
         if any(p.requires_grad for p in self.text_tower.parameters()): return self._encode_text(prompts)
         key = (tuple(prompts), str(self.device), torch.is_autocast_enabled(self.device.type))
         hit = self._text_cache.pop(key, None)
@@ -123,6 +127,12 @@ class Backbone(nn.Module):
         self._text_cache[key] = hit
         while len(self._text_cache) > self.cache_size: self._text_cache.popitem(last=False)
         return hit
+
+    def set_text_encoding(self, prompts:Sequence[str], # the prompts `encoding` encodes
+                          encoding:TextEncoding): # what the frozen text tower gave for them (`encode_text`)
+        "Give a backbone built without its text tower (`text=False`) the frozen tower's encoding of its prompts."
+        if self.text_tower is not None: raise ValueError(f"{self.name}: has a text tower; it encodes its prompts itself")
+        self._fixed_text = (tuple(prompts), TextEncoding(*(t.detach().cpu() for t in encoding)))
 
     def _encode_text(self, prompts:list) -> TextEncoding:
         tok = self.tokenizer(prompts, padding="longest", padding_side="right", truncation=True,
@@ -140,7 +150,7 @@ class Backbone(nn.Module):
 
     def encoder_parameters(self) -> list:
         "Trainable parameters of the vision and text towers outside the adapters (encoder learning rate)."
-        return [p for m in (self.vision_tower, self.text_tower) for n, p in m.named_parameters()
+        return [p for m in (self.vision_tower, self.text_tower) if m is not None for n, p in m.named_parameters()
                 if p.requires_grad and "lora_" not in n]
 
     def _check_saveable(self, path) -> Path:
@@ -242,12 +252,15 @@ class TinyBackbone(Backbone):
     def __init__(self, image_size:int=224, patch_size:int=16,
                  width:int=128, # ViT width (= d_vis)
                  depth:int=4, # transformer blocks
-                 heads:int=4): # attention heads
-        from transformers import AutoModel, AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
-        text = AutoModel.from_pretrained(minilm_dir(), local_files_only=True, dtype=torch.float32)
-        super().__init__(tok, image_size, patch_size, width, text.config.hidden_size, (0.5,) * 3, (0.5,) * 3,
-                         max_text_len=256)
+                 heads:int=4, # attention heads
+                 text:bool=True): # False: no text tower (no transformers import); its prompt encodings come from `set_text_encoding`
+        if text:
+            from transformers import AutoModel, AutoTokenizer
+            tok = AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
+            text = AutoModel.from_pretrained(minilm_dir(), local_files_only=True, dtype=torch.float32)
+            d_text = text.config.hidden_size
+        else: tok, text, d_text = None, None, json.loads((minilm_dir()/"config.json").read_text())["hidden_size"]
+        super().__init__(tok, image_size, patch_size, width, d_text, (0.5,) * 3, (0.5,) * 3, max_text_len=256)
         self.config = dict(image_size=image_size, patch_size=patch_size, width=width, depth=depth, heads=heads)
         self.vit = PlainViT(image_size, patch_size, width, depth, heads)
         self.text_model, self.vlm = text, None
@@ -263,12 +276,13 @@ class TinyBackbone(Backbone):
         return states, masked_mean(states, mask)
 
     @classmethod
-    def tiny(cls, image_size:int=224, patch_size:int=16, width:int=128, depth:int=4, heads:int=4):
-        return cls(image_size, patch_size, width, depth, heads)
+    def tiny(cls, image_size:int=224, patch_size:int=16, width:int=128, depth:int=4, heads:int=4, text:bool=True):
+        return cls(image_size, patch_size, width, depth, heads, text)
 
     def save_pretrained(self, path):
         "Write `backbone.json` (the constructor's config) and `model.safetensors` (all weights)."
         from safetensors.torch import save_model
+        if self.text_model is None: raise ValueError("tiny: built without its text tower (text=False); there is no whole backbone to save")
         path = self._check_saveable(path)
         (path / "backbone.json").write_text(json.dumps(dict(family=self.name, config=self.config), indent=1))
         save_model(self, str(path / "model.safetensors"))

@@ -32,7 +32,7 @@ def omitted_state(model) -> tuple:
     "Prefixes of the state a checkpoint leaves out: a frozen text tower that the backbone loads from files (`FROM_FILES`)."
     bb = getattr(model, "backbone", None)
     prefix = FROM_FILES.get(getattr(bb, "name", None))
-    if prefix is None or any(p.requires_grad for p in bb.text_tower.parameters()): return ()
+    if prefix is None or (bb.text_tower is not None and any(p.requires_grad for p in bb.text_tower.parameters())): return ()
     return (prefix,)
 
 def _write_weights(model, path:Path, tag:str):

