@@ -11,7 +11,9 @@ about a minute and does not count: a quick-profile run has the same network and 
     python benchmarks/predict.py [--run runs/quick] [--patients 5] [--threads 1]
 
 It also times the cold start, what a user waits for: `lss-study predict` in a new process, three times (median; the
-file cache is warm), and the split of one such process into imports, model load and predict.
+file cache is warm), and the split of one such process into imports, model load and predict. The in-process load
+before them has saved the tiny model's prompt encoding in the run (`27f`), as any first `predict` on a run does, so
+the cold starts build no text tower; the first load's time is printed beside them.
 
 `--threads 2` compares two torch threads (0.45-0.66 s per patient here, against 0.36 s with one; before the package set
 OMP_WAIT_POLICY=PASSIVE, two threads on a shared 2-core machine made the slowest patient take 11 s).
@@ -69,6 +71,7 @@ def main(argv=None):
         run = Path(a.run) if a.run else tiny_run(d/"run")
         studies = [d/f"patient{i}" for i in range(a.patients)]
         for i, s in enumerate(studies): write_phantom_study(s, seed=100 + i)
+        had = any((run/"cache"/"prompt_encodings").glob("*.safetensors"))
         t = time.perf_counter(); pipe = load_pipeline(run); load_s = time.perf_counter() - t
         predict(run, studies[0], d/"warm", pipeline=pipe, threads=a.threads, verbose=False)  # first call: lazy imports (matplotlib colormaps, highdicom)
         rows = []
@@ -84,7 +87,7 @@ def main(argv=None):
         n_learned = sum(bool(l["findings"]) for l in levels)
         print(f"predict benchmark: run {run.name}, model {pipe.name!r} ({pipe.cfg.model.backbone}, {pipe.cfg.model.image_size} px), "
               f"{os.cpu_count()} CPU cores, torch {a.threads} thread(s) while predicting, device {pipe.device}")
-        print(f"model load: {load_s:.1f} s (once)")
+        print(f"model load: {load_s:.1f} s (once; {'prompt encoding read from the run' if had else 'text tower built, its prompt encoding saved in the run'})")
         print(f"report decoder: {'learned findings for ' + str(n_learned) + ' of ' + str(len(levels)) + ' levels' if pipe.decoder else 'none in the run (template only)'}"
               + ("" if n_learned == len(levels) else " (a level whose mask covers the slice gets no report, and the decoder does not run for it: "
                  "the time below then leaves the decoder out; use a trained run, e.g. --run runs/quick)"))
