@@ -160,8 +160,11 @@ class LSSNet(nn.Module):
 
     def set_ruler(self, ruler:AreaRuler):
         "Start the grade head from a ruler (fitted on the training targets' areas in mm²)."
-        w, b = ruler.logit_weights()
-        self.ruler.copy_(torch.tensor(np.stack([w, b, [ruler.mu, ruler.sd, 0], [0, 0, 0]]), dtype=self.ruler.dtype))
+        self._load_ruler(*ruler.logit_weights(), ruler.mu, ruler.sd)
+
+    def _load_ruler(self, slope, intercept, mu:float, sd:float):
+        "The `ruler` buffer's layout: per-grade slope and intercept on the log area standardised by (mu, sd)."
+        self.ruler.copy_(torch.tensor(np.stack([slope, intercept, [mu, sd, 0], [0, 0, 0]]), dtype=self.ruler.dtype))
 
     def set_grade_head(self, coef:np.ndarray, # 3×(1+F) weights on the standardised [log(1 + area mm²), `head_features`], `GRADES` order
                        intercept:np.ndarray, # 3 intercepts
@@ -172,7 +175,7 @@ class LSSNet(nn.Module):
         if coef.shape != (len(GRADES), 1 + n_feat) or mu.shape != (1 + n_feat,) or sd.shape != (1 + n_feat,):
             raise ValueError(f"grade head of this network takes 1 + {n_feat} inputs, found weights {coef.shape} and mu/sd {mu.shape}/{sd.shape}")
         w = coef[:, 1:] / sd[1:]
-        self.ruler.copy_(torch.tensor(np.stack([coef[:, 0], intercept - w @ mu[1:], [mu[0], sd[0], 0], [0, 0, 0]]), dtype=self.ruler.dtype))
+        self._load_ruler(coef[:, 0], intercept - w @ mu[1:], mu[0], sd[0])
         if self.grade_head is not None:
             with torch.no_grad(): self.grade_head[1].weight.copy_(torch.as_tensor(w)); self.grade_head[1].bias.zero_()
 

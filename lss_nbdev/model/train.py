@@ -416,7 +416,7 @@ def fit(model, # an `LSSNet`
             if snapshot and epoch + 1 == snapshot[0] and not Path(snapshot[1]).exists():
                 _on_main(acc, lambda: copy_checkpoint(out, snapshot[1]))
     if stop_after is not None: return pd.DataFrame(log)
-    if out is not None and (out/"best.safetensors").exists(): load_checkpoint(model, out/"best.safetensors", device=_st_device(device))
-    if fit_grade_head(model, train, val, device) is not None and out is not None and (out/"best.safetensors").exists():
-        _on_main(acc, lambda: rewrite_best(out, model))
+    has_best = out is not None and (out/"best.safetensors").exists()
+    if has_best: load_checkpoint(model, out/"best.safetensors", device=_st_device(device))
+    if fit_grade_head(model, train, val, device) is not None and has_best: _on_main(acc, lambda: rewrite_best(out, model))
     return pd.DataFrame(log)

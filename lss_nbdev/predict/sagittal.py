@@ -15,8 +15,8 @@ from ..evaluation.canal_levels import find_discs
 from .geometry import Orientation, slice_centre, LevelPlacement
 
 # %% auto #0
-__all__ = ['DISC_MODEL', 'NET_MM', 'DISC_CHANNELS', 'CLASSES', 'ResidualUnit', 'SkipConnection', 'DiscUNet', 'disc_net',
-           'load_disc_net', 'net_input', 'segment_sagittal', 'spider_training_set', 'train_disc_net', 'dice_per_class',
+__all__ = ['DISC_MODEL', 'NET_MM', 'DISC_CHANNELS', 'CLASSES', 'ResidualUnit', 'SkipConnection', 'DiscUNet', 'load_disc_net',
+           'net_input', 'segment_sagittal', 'spider_training_set', 'train_disc_net', 'dice_per_class',
            'sagittal_orientation', 'sagittal_discs', 'plausible_discs', 'place_from_discs', 'disc_localiser_cv']
 
 # %% ../../nbs/27d_predict_sagittal.ipynb #fa4465e6
@@ -60,15 +60,11 @@ class DiscUNet(nn.Module):
         super().__init__(); self.model = _unet_block(cin, cout, channels, True)
     def forward(self, x): return self.model(x)
 
-def disc_net()->torch.nn.Module:
-    "A tiny 2-D U-Net (MONAI's layout): one grey channel in, the four SPIDER classes out."
-    return DiscUNet(channels=DISC_CHANNELS)
-
 def load_disc_net(path=None)->torch.nn.Module:
     "The shipped disc segmenter (or the weights at `path`), in eval mode; `FileNotFoundError` when the file is not there."
     path = Path(path or DISC_MODEL)
     if not path.is_file(): raise FileNotFoundError(f"{path}: no disc segmenter weights (train them in 27d_predict_sagittal)")
-    net = disc_net(); load_model(net, str(path)); return net.eval()
+    net = DiscUNet(); load_model(net, str(path)); return net.eval()
 
 def net_input(image:np.ndarray, # H×W sagittal slice, rows running caudally
               spacing:tuple, # (row, column) mm
@@ -111,7 +107,7 @@ def train_disc_net(x:np.ndarray, y:np.ndarray, # from `spider_training_set`
                    epochs:int=60, batch:int=16, lr:float=3e-3, seed:int=0,
                    channels:tuple=DISC_CHANNELS, # the U-Net's channels per level
                   )->torch.nn.Module:
-    "Train `disc_net` with cross-entropy plus Dice (MONAI), random left-right flips and intensity scaling."
+    "Train a `DiscUNet` with cross-entropy plus Dice (MONAI), random left-right flips and intensity scaling."
     from monai.losses import DiceCELoss
     torch.manual_seed(seed); rng = np.random.default_rng(seed)
     net, loss_fn = DiscUNet(channels=channels), DiceCELoss(to_onehot_y=True, softmax=True)
