@@ -5,7 +5,8 @@ import pytest
 
 BIN = Path(sys.executable).parent
 TINY = ["--set", "data.n_patients=9", "--set", "train.max_epochs=1", "--set", "model.compare=[]", "--set", "eval.n_bootstrap=50",
-        "--set", "arrg.epochs=1", "--set", "real.source=null"]  # 9 phantom patients, one epoch, ARRG one epoch, no real data
+        "--set", "arrg.epochs=1", "--set", "real.source=null", "--set", "eval.localisation_cases=3"]
+# 9 phantom patients, one epoch, ARRG one epoch, no real data, localisation scored on 3 test slices (one per grade)
 TINY_STAGES = ["--stages", "cohort,preprocess,train,evaluate,statistics,explain,arrg"]
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,7 @@ def package_imports(name:str, # a module of the package, e.g. "model.train"
                    )->set: # the package's modules it imports
     "The package modules that module `name` imports (absolute `lss_nbdev.x` or relative `.x`, `..x`, `from . import x`)."
     root = Path(root or PACKAGE_DIR)
-    tree = ast.parse(_module_file(name, root).read_text())
+    tree = _syntax_tree(_module_file(name, root))
     here, out = name.split(".")[:-1], set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -86,15 +86,30 @@ def module_closure(*names:str, root:Path|None=None)->tuple:
         seen.add(n); todo += sorted(package_imports(n, root) - seen)
     return tuple(sorted(seen))
 
-def _code_text(path:Path) -> str:
-    "A module's syntax tree without docstrings (comments and formatting are not in the tree)."
-    tree = ast.parse(path.read_text())
+@lru_cache(maxsize=None)
+def _parse(path:str, size:int, mtime_ns:int) -> ast.Module:
+    "A module's syntax tree, parsed once per version of the file (its size and modification time): a command computes many keys over the same modules."
+    return ast.parse(Path(path).read_text())
+
+def _syntax_tree(path:Path) -> ast.Module:
+    "`path`'s syntax tree, shared between callers: read it, never change it."
+    s = path.stat()
+    return _parse(str(path), s.st_size, s.st_mtime_ns)
+
+@lru_cache(maxsize=None)
+def _code_text_of(path:str, size:int, mtime_ns:int) -> str:
+    tree = ast.parse(Path(path).read_text())
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
            and isinstance(body[0].value.value, str):
             node.body = body[1:] or [ast.Pass()]
     return ast.dump(tree)
+
+def _code_text(path:Path) -> str:
+    "A module's syntax tree without docstrings (comments and formatting are not in the tree), once per version of the file."
+    s = path.stat()
+    return _code_text_of(str(path), s.st_size, s.st_mtime_ns)
 
 @lru_cache(maxsize=None)
 def _cached_code_fingerprint(names:tuple, root:str) -> str:
