@@ -4,7 +4,7 @@
 
 # %% ../../nbs/03_image_io.ipynb #d5926072
 from __future__ import annotations
-import os, sys, tempfile
+import os, re, sys, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, cv2, pydicom
@@ -139,8 +139,9 @@ def fake_axial_slice(size:int, # image side in pixels
 
 # %% ../../nbs/03_image_io.ipynb #1b3d751e
 @contextmanager
-def quiet_native_stderr():
-    "Capture what native code writes to descriptor 2 inside the block; pass it on to `sys.stderr` only if the block succeeds."
+def quiet_native_stderr(drop:str|None=None, # a regex: lines that match it are not passed on (e.g. a tool's progress line)
+                       ):
+    "Capture what native code (or a child process) writes to descriptor 2 inside the block; pass it on to `sys.stderr` only if the block succeeds, less the lines matching `drop`."
     said = []
     sys.stderr.flush()
     saved = os.dup(2)
@@ -153,4 +154,6 @@ def quiet_native_stderr():
         finally:
             os.dup2(saved, 2); os.close(saved)
             tmp.seek(0); said.append(tmp.read().decode(errors="replace"))
-            if ok and said[0]: sys.stderr.write(said[0])
+            if ok and said[0]:
+                kept = [l for l in said[0].splitlines(keepends=True) if not (drop and re.search(drop, l))]
+                if kept: sys.stderr.write("".join(kept))

@@ -8,6 +8,7 @@ import re, shutil, subprocess, warnings
 from collections import Counter
 import numpy as np, pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
+from ..core.image_io import quiet_native_stderr
 
 # %% auto #0
 __all__ = ['NLG_METRICS', 'METEOR_NOTE', 'java_available', 'ptb_tokenize', 'nlg_scores', 'nlg_table']
@@ -82,8 +83,12 @@ def nlg_scores(references, # N reference reports (strings, or lists of strings f
     java = java_available()
     if java:
         one_line = lambda s: " ".join(s.split())  # the tokenizer works line by line
-        tok = PTBTokenizer().tokenize({**{f"r{i}": [{"caption": one_line(s)} for s in r] for i, r in enumerate(refs)},
-                                       **{f"h{i}": [{"caption": one_line(h[0])}] for i, h in enumerate(hyps)}})
+        said = [""]
+        try:
+            with quiet_native_stderr(drop=r"^PTBTokenizer tokenized \d+ tokens") as said:  # its progress line, once per call
+                tok = PTBTokenizer().tokenize({**{f"r{i}": [{"caption": one_line(s)} for s in r] for i, r in enumerate(refs)},
+                                               **{f"h{i}": [{"caption": one_line(h[0])}] for i, h in enumerate(hyps)}})
+        except Exception as e: raise RuntimeError(f"pycocoevalcap's PTB tokenizer (Java) failed: {said[0].strip()[-500:]}") from e
     else:
         warnings.warn(METEOR_NOTE)
         tok = {**{f"r{i}": [ptb_tokenize(s) for s in r] for i, r in enumerate(refs)}, **{f"h{i}": [ptb_tokenize(h[0])] for i, h in enumerate(hyps)}}
