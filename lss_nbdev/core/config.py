@@ -170,6 +170,7 @@ class RealConfig:
     image_size: int = 224  # input side of LSSNet and the U-Net on the real slices (the canal is ~26 px wide at 640 px)
     patch_size: int = 16  # tiny backbone's patch (medsam pools its 64×64 map to image_size / patch_size)
     max_epochs: int | None = None  # None: train.max_epochs
+    patience: int | None = None  # epochs without a better validation Dice before a fold's training stops; None: train.patience
     folds: int = 5  # cross-validation over patients: every patient tested once, by models trained on the other folds' patients
     val_fraction: float = 0.2  # of each fold's training patients, held out by patient for early stopping (at least one)
     seed: int = 0  # seed of the folds and of each fold's validation patients
@@ -212,6 +213,7 @@ LIMITS = {  # numeric settings with a range, checked when a config is built: key
     "arrg.lr": (_rate, "a finite number >= 0"),
     "arrg.weight_decay": (_rate, "a finite number >= 0"),
     "real.max_epochs": (_at_least(1), "an integer >= 1 or None"),
+    "real.patience": (_at_least(1), "an integer >= 1 or None"),
     "real.folds": (_at_least(2), "an integer >= 2 (at most the real cohort's patients)"),
     "real.val_fraction": (lambda v: 0 < v < 1, "a number in (0, 1)"),
     "eval.n_bootstrap": (_at_least(0), "an integer >= 0"),
@@ -359,5 +361,5 @@ PROFILES = {
                   arrg=dict(epochs=15, cross_fit_folds=2, vlm_path=False),
                   eval=dict(n_bootstrap=500, localisation_cases=45),  # 15 test slices per grade: the localisation stage's maps and deletion curves cost ~1.5 s per slice and model
                   real=dict(source="folder:data/spider_examples/cases.csv", notes="data/real_notes/radiologists_notes_1-120.csv",
-                            folds=3, image_size=160, max_epochs=6, backbones=("tiny",), medsam_boxes=False)),  # cost on 2 CPU cores (26e)
+                            folds=3, image_size=160, patience=10, backbones=("tiny",), medsam_boxes=False)),  # cost on 2 CPU cores; epochs: train's (26e)
 }

