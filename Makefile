@@ -31,7 +31,7 @@ study: install
 
 test: install
 	$(BIN)/nbdev_test --n_workers 2
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal tests
 
 test-slow: install
 	$(BIN)/nbdev_test --n_workers 1 --flags slow

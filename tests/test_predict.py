@@ -33,9 +33,9 @@ def run(tiny_run):
     return tiny_run
 
 @pytest.fixture(scope="module")
-def patient(run):
+def patient(tmp_path_factory):
     "One phantom patient as a DICOM study (Mendeley layout) with planted patient attributes, and its truth."
-    folder = run.parent/"patient"
+    folder = tmp_path_factory.mktemp("patient")/"study"
     return folder, write_phantom_study(folder, seed=5)
 
 def cli_error(monkeypatch, capsys, *args):
