@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from conftest import lss_study
 
 # Tolerances of the two-process run against the one-process run (float32, same global batch: the sums over ranks and
 # the gloo all-reduces change only the order of additions). Measured on 2 CPU cores: losses differ by ~5e-7, the
@@ -141,7 +142,7 @@ def test_lss_study_fit_under_two_processes_is_picked_up_by_the_train_stage(tmp_p
     out = tmp_path/"run"
     tiny = ["--set", "data.n_patients=9", "--set", "train.max_epochs=2", "--set", "model.compare=[]", "--set", "real.source=null",
             "--set", "model.image_size=32", "--set", "model.patch_size=8", "--set", "model.d_shared=16"]
-    r = subprocess.run([str(bin_/"lss-study"), "run", "--out", str(out), *tiny, "--stages", "preprocess"], env=env, capture_output=True, text=True)
+    r = lss_study("run", "--out", out, *tiny, "--stages", "preprocess")
     assert r.returncode == 0, r.stderr[-3000:]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(bin_/"lss-study"),
            "fit", "--out", str(out), "--model", "tiny (random init)"]
@@ -150,9 +151,8 @@ def test_lss_study_fit_under_two_processes_is_picked_up_by_the_train_stage(tmp_p
     [ckpt] = [d for d in (out/"checkpoints").iterdir() if d.name.startswith("tiny_random_init-")]
     assert len(pd.read_csv(ckpt/"train_log.csv")) == 2
     state = (ckpt/"state.pt").stat().st_mtime_ns
-    r = subprocess.run([str(bin_/"lss-study"), "run", "--config", str(out/"config.yaml"), "--out", str(out), "--stages", "train"],
-                       env=env, capture_output=True, text=True)
+    r = lss_study("run", "--config", out/"config.yaml", "--out", out, "--stages", "train")
     assert r.returncode == 0, r.stderr[-3000:]
     assert (ckpt/"state.pt").stat().st_mtime_ns == state  # no epoch trained again
-    r = subprocess.run([str(bin_/"lss-study"), "fit", "--out", str(out), "--model", "nonesuch"], env=env, capture_output=True, text=True)
+    r = lss_study("fit", "--out", out, "--model", "nonesuch")
     assert r.returncode == 2 and "no model 'nonesuch'" in r.stderr, r.stderr[-2000:]

@@ -1,17 +1,13 @@
 "The `lss-study` console script, run as a user would run it."
-import os, pickle, subprocess, sys
+import pickle
 from lss_nbdev.core.rundir import dump_signed, load_signed
 from pathlib import Path
 import pandas as pd, pytest
-
-BIN = Path(sys.executable).parent
-
-def lss_study(*args, cwd=None):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
-    return subprocess.run([str(BIN/"lss-study"), *args], capture_output=True, text=True, env=env, cwd=cwd)
+from conftest import lss_study, lss_study_process
 
 def test_cohort_stage_writes_its_files(tmp_path):
-    r = lss_study("run", "--data", "phantom", "--out", str(tmp_path/"run"), "--set", "data.n_patients=9",
+    "The console script itself, in its own process."
+    r = lss_study_process("run", "--data", "phantom", "--out", str(tmp_path/"run"), "--set", "data.n_patients=9",
                   "--stages", "cohort")
     assert r.returncode == 0, r.stderr
     for f in ["config.yaml", "tables/cohort.csv", "tables/cohort.md", "figures/cohort_examples.png", "REPORT.md"]:

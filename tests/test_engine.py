@@ -2,13 +2,7 @@
 import json, os, subprocess, sys
 from pathlib import Path
 import pandas as pd
-from conftest import TINY, TINY_STAGES, SMALL_NET
-
-BIN = Path(sys.executable).parent
-
-def lss_study(*args, cwd=None):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
-    return subprocess.run([str(BIN/"lss-study"), *args], capture_output=True, text=True, env=env, cwd=cwd)
+from conftest import TINY, TINY_STAGES, SMALL_NET, ENV, lss_study, lss_study_process
 
 def statuses(run_dir:Path) -> dict:
     return {s["stage"]: s["status"] for s in json.loads((run_dir/"manifest.json").read_text())["stages"]}
@@ -82,7 +76,7 @@ def test_a_second_run_into_the_same_directory_is_refused(tmp_path):
     from lss_nbdev.study.cli import RunLock
     (tmp_path/"run").mkdir()
     with RunLock(tmp_path/"run"):
-        r = lss_study("run", "--out", str(tmp_path/"run"), *TINY, "--stages", "cohort")
+        r = lss_study_process("run", "--out", str(tmp_path/"run"), *TINY, "--stages", "cohort")  # another process
     assert r.returncode == 2 and f"is in use by lss-study pid {os.getpid()}" in r.stderr, r.stderr[-2000:]
 
 BAD_INPUT = [
@@ -120,8 +114,7 @@ def test_bad_input_is_one_line(tmp_path):
     (tmp_path/"afile").write_text("x"); (tmp_path/"empty.csv").write_text("")
     cases = [[a.replace("{tmp}", str(tmp_path)) for a in args] for args, _ in BAD_INPUT]
     cases = [c if "--out" in c else ["--out", str(tmp_path/"run"), *c] for c in cases]
-    r = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(cases)], capture_output=True, text=True,
-                       env=dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg"))
+    r = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(cases)], capture_output=True, text=True, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
     for (args, message), (code, err) in zip(BAD_INPUT, json.loads(r.stdout.splitlines()[-1])):
         assert code == 2 and message in err and "Traceback" not in err, (args, code, err)

@@ -1,14 +1,8 @@
 "The real-data stage, run as a user would on a segmentation-only folder CSV whose slices differ in size."
-import os, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
-
-BIN = Path(sys.executable).parent
-
-def lss_study(*args):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
-    return subprocess.run([str(BIN/"lss-study"), *args], capture_output=True, text=True, env=env)
+from conftest import lss_study
 
 def write_mixed_cohort(d:Path, heights=(640, 620), n_patients=3, width=96, seed=0) -> Path:
     "A folder CSV of sagittal-like PNG slices (a bright canal band), one slice of each height per patient; grade and report columns empty."
