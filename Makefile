@@ -29,9 +29,14 @@ study: install
 	$(BIN)/python -c "import shutil; from lss_nbdev.testing import write_phantom_study as w; shutil.rmtree('runs/quick/phantom_patient', ignore_errors=True); print(w('runs/quick/phantom_patient', seed=2026))"
 	$(STUDY_ENV) $(BIN)/lss-study predict --run runs/quick runs/quick/phantom_patient --out runs/quick/predict_phantom
 
+# the notebooks' tests and pytest side by side, two workers each (pytest-xdist), so that both cores stay busy until the last test
+# ends (one after the other: the idle tail of each adds ~1 min); make test fails when either does
 test: install
-	$(BIN)/nbdev_test --n_workers 2
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal tests
+	$(BIN)/nbdev_test --n_workers 2 & nb=$$!; \
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal tests; py=$$?; \
+	wait $$nb; nb=$$?; \
+	if [ $$nb -ne 0 ]; then echo "make test: nbdev_test failed (exit $$nb)"; fi; \
+	test $$nb -eq 0 -a $$py -eq 0
 
 test-slow: install
 	$(BIN)/nbdev_test --n_workers 1 --flags slow
