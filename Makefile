@@ -15,7 +15,7 @@ $(VENV)/.installed: settings.ini setup.py
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), f"Python >= 3.10 needed, found {sys.version.split()[0]}"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -e ".[dev]"  # no .pyc for every installed module (~55 s): Python writes those it imports
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
 # make study owns both cores: its processes run one thread each (the quick profile's threads and train.threads), one training
