@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from conftest import lss_study
+from conftest import SMALL_NET, lss_study
 
 # Tolerances of the two-process run against the one-process run (float32, same global batch: the sums over ranks and
 # the gloo all-reduces change only the order of additions). Measured on 2 CPU cores: losses differ by ~5e-7, the
@@ -140,8 +140,7 @@ def test_lss_study_fit_under_two_processes_is_picked_up_by_the_train_stage(tmp_p
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
     env.pop("WORLD_SIZE", None)
     out = tmp_path/"run"
-    tiny = ["--set", "data.n_patients=9", "--set", "train.max_epochs=2", "--set", "model.compare=[]", "--set", "real.source=null",
-            "--set", "model.image_size=32", "--set", "model.patch_size=8", "--set", "model.d_shared=16"]
+    tiny = ["--set", "data.n_patients=9", "--set", "train.max_epochs=2", "--set", "model.compare=[]", "--set", "real.source=null", *SMALL_NET]
     r = lss_study("run", "--out", out, *tiny, "--stages", "preprocess")
     assert r.returncode == 0, r.stderr[-3000:]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(bin_/"lss-study"),

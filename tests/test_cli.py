@@ -1,4 +1,4 @@
-"The `lss-study` console script, run as a user would run it."
+"The `lss-study` command line as a user runs it: through its console-script entry in this process (`conftest.lss_study`), and the script itself in its own."
 import pickle
 from lss_nbdev.core.rundir import dump_signed, load_signed
 from pathlib import Path

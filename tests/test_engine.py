@@ -1,8 +1,8 @@
 "The study engine as a user drives it: the stage graph's cache, replay, the lock, and one-line errors for bad input."
-import json, os, subprocess, sys
+import json, os
 from pathlib import Path
 import pandas as pd
-from conftest import TINY, TINY_STAGES, SMALL_NET, ENV, lss_study, lss_study_process
+from conftest import TINY, TINY_STAGES, SMALL_NET, lss_study, lss_study_process
 
 def statuses(run_dir:Path) -> dict:
     return {s["stage"]: s["status"] for s in json.loads((run_dir/"manifest.json").read_text())["stages"]}
@@ -93,31 +93,14 @@ BAD_INPUT = [
     (["--data", "folder:{tmp}/empty.csv"], "empty.csv is not a readable CSV"),
     (["--profile", "paper", "--set", "model.weights.llava-med=default"], "preflight found"),
 ]
-DRIVER = """
-import contextlib, io, json, sys
-from lss_nbdev.study.cli import cli
-out = []
-for args in json.loads(sys.argv[1]):
-    sys.argv = ["lss-study", "run", *args]
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try: cli(); code = 0
-        except SystemExit as e: code = e.code
-        except BaseException as e: code, _ = 1, err.write(f"Traceback: {type(e).__name__}: {e}")
-    out.append([code, err.getvalue()])
-print(json.dumps(out))
-"""
-
 def test_bad_input_is_one_line(tmp_path):
-    "Each bad input gives exit status 2 and one line naming the key or the file, never a traceback (one process for all)."
+    "Each bad input gives exit status 2 and one line naming the key or the file, never a traceback."
     (tmp_path/"data5.yaml").write_text("data: 5\n"); (tmp_path/"list.yaml").write_text("- 1\n")
     (tmp_path/"afile").write_text("x"); (tmp_path/"empty.csv").write_text("")
-    cases = [[a.replace("{tmp}", str(tmp_path)) for a in args] for args, _ in BAD_INPUT]
-    cases = [c if "--out" in c else ["--out", str(tmp_path/"run"), *c] for c in cases]
-    r = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(cases)], capture_output=True, text=True, env=ENV)
-    assert r.returncode == 0, r.stderr[-3000:]
-    for (args, message), (code, err) in zip(BAD_INPUT, json.loads(r.stdout.splitlines()[-1])):
-        assert code == 2 and message in err and "Traceback" not in err, (args, code, err)
+    for args, message in BAD_INPUT:
+        case = [a.replace("{tmp}", str(tmp_path)) for a in args]
+        r = lss_study("run", *(case if "--out" in case else ["--out", str(tmp_path/"run"), *case]))
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.returncode, r.stderr)
 
 def test_vlm_report_path_adds_table_4_rows(tiny_run_copy):
     "With `arrg.vlm_path` a SmolVLM model writes findings with its own language model: Table 4 and Table 5 get its rows (in a copy of the session's run: its tiny models are not trained again)."
