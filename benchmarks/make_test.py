@@ -9,17 +9,12 @@ unless --keep. Nothing else should run on the machine meanwhile: the time is the
     python benchmarks/make_test.py [--keep]
 """
 from __future__ import annotations
-import argparse, datetime, os, platform, shutil, subprocess, sys, time
+import argparse, datetime, shutil, subprocess, sys, time
 from pathlib import Path
+from lss_nbdev.study.manifest import cpu_info
 
 BUDGET_S = 600
 ROOT = Path(__file__).resolve().parents[1]
-
-def cpu_model() -> str:
-    "The CPU's model name (lscpu), else the platform's."
-    try: return next(l.split(":", 1)[1].strip() for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-                     if l.startswith("Model name"))
-    except (OSError, StopIteration): return platform.processor() or "unknown CPU"
 
 def timed(cmd:list, cwd:Path, log:Path) -> float:
     "Run `cmd` in `cwd`, its output appended to `log`; its seconds (exit on failure, with the log's tail)."
@@ -44,7 +39,8 @@ def main():
     finally:
         if not a.keep: shutil.rmtree(clone, ignore_errors=True)
     total = install + test
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {datetime.date.today()}, commit {commit}; a fresh clone{env_note}")
+    cpu = cpu_info()
+    print(f"machine: {cpu['model']}, {cpu['logical_cores']} cores, {datetime.date.today()}, commit {commit}; a fresh clone{env_note}")
     print(f"make install   {install:7.1f} s  (a new .venv)")
     print(f"make test      {test:7.1f} s  (nbdev_test and pytest side by side)")
     print(f"total          {total:7.1f} s  = {total / 60:.1f} min, {total / BUDGET_S:.2f} of the {BUDGET_S // 60}-minute budget")

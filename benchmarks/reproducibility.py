@@ -8,9 +8,10 @@ Two CPU kinds cannot be compared on one machine; run this on each and compare th
 
     python benchmarks/reproducibility.py [--out results/reproducibility] [--runs runs/reproducibility]
 """
-import argparse, json, math, os, platform, subprocess, sys, time
+import argparse, json, math, os, subprocess, sys, time
 from pathlib import Path
 import pandas as pd
+from lss_nbdev.study.manifest import cpu_info
 
 BIN = Path(sys.executable).parent
 
@@ -55,8 +56,7 @@ def main():
             rows.append(dict(model=model, number=what, threads_1=v1, threads_2=v2, abs_difference=diff,
                              agrees_to_decimals=decimals(diff) if math.isfinite(diff) else None))
     tab = pd.DataFrame(rows)
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), platform.processor()) \
-        if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = cpu_info()["model"]
     (out/"threads.json").write_text(json.dumps(dict(cpu=cpu, seconds=seconds, rows=rows), indent=1))
     (out/"threads.md").write_text(f"# Headline numbers at 1 and 2 threads ({cpu}; quick profile, default and anatomical-target models)\n\n"
                                   + tab.to_markdown(index=False, floatfmt=".4f") + "\n")

@@ -12,7 +12,7 @@ from .engine import Run
 from ..core.rundir import atomic_write, code_commit
 
 # %% auto #0
-__all__ = ['PACKAGES', 'RUNTIME_ENV', 'environment', 'seeds', 'write_manifest', 'manifest_summary']
+__all__ = ['PACKAGES', 'RUNTIME_ENV', 'cpu_info', 'environment', 'seeds', 'write_manifest', 'manifest_summary']
 
 # %% ../../nbs/26a_manifest.ipynb #039b0175
 PACKAGES = ("lss_nbdev", "torch", "torchvision", "numpy", "scipy", "pandas", "scikit-learn", "scikit-image", "opencv-python-headless",
@@ -23,7 +23,7 @@ def _version(pkg:str) -> str|None:
     try: return metadata.version(pkg)
     except metadata.PackageNotFoundError: return None
 
-def _cpu() -> dict:
+def cpu_info() -> dict:
     "CPU model and flags from /proc/cpuinfo (Linux), else what `platform` knows."
     info = {}
     try:
@@ -46,7 +46,7 @@ def environment() -> dict:
                 torch=dict(version=torch.__version__, cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version() if cuda else None,
                            cuda_available=cuda, device_name=torch.cuda.get_device_name(0) if cuda else None,
                            num_threads=torch.get_num_threads(), num_interop_threads=torch.get_num_interop_threads()),
-                cpu=_cpu(), runtime_env={k: os.environ.get(k) for k in RUNTIME_ENV},
+                cpu=cpu_info(), runtime_env={k: os.environ.get(k) for k in RUNTIME_ENV},
                 code=code_commit())
 
 def seeds(cfg:StudyConfig) -> dict:
