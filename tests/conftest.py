@@ -14,11 +14,14 @@ SMALL_NET = ["--set", "model.image_size=32", "--set", "model.patch_size=8", "--s
 # a 4 × 4 patch grid: for tests of the engine (workers, the stage graph), whose claims do not depend on the network's size
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("MPLBACKEND", "Agg")
-ENV = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
+
+def child_env() -> dict:
+    "The environment of a child process: this one's as it is now (a fixture's variables too), offline, no display."
+    return dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
 
 def lss_study_process(*args) -> subprocess.CompletedProcess:
     "The `lss-study` console script in a new process: its exit status, stdout and stderr."
-    return subprocess.run([str(BIN/"lss-study"), *map(str, args)], capture_output=True, text=True, env=ENV)
+    return subprocess.run([str(BIN/"lss-study"), *map(str, args)], capture_output=True, text=True, env=child_env())
 
 def lss_study(*args) -> subprocess.CompletedProcess:
     """`lss-study ARGS` through the console script's entry point (`cli`) in this process, returned as `lss_study_process` returns it:

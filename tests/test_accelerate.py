@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from conftest import SMALL_NET, lss_study
+from conftest import SMALL_NET, child_env, lss_study
 
 # Tolerances of the two-process run against the one-process run (float32, same global batch: the sums over ranks and
 # the gloo all-reduces change only the order of additions). Measured on 2 CPU cores: losses differ by ~5e-7, the
@@ -137,7 +137,7 @@ if __name__ == "__main__":
 def test_lss_study_fit_under_two_processes_is_picked_up_by_the_train_stage(tmp_path):
     "`lss-study fit` under a 2-process launch trains one model of a run; the run's train stage then resumes it finished, training no epoch."
     bin_ = Path(sys.executable).parent
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    env = {**child_env(), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("WORLD_SIZE", None)
     out = tmp_path/"run"
     tiny = ["--set", "data.n_patients=9", "--set", "train.max_epochs=2", "--set", "model.compare=[]", "--set", "real.source=null", *SMALL_NET]

@@ -1,6 +1,5 @@
 "`lss-study predict` (issue #13): one patient through a trained run, its outputs, its PHI scrubbing, and bad input."
 import json, os, shutil, subprocess, sys
-from pathlib import Path
 import numpy as np, pandas as pd, pydicom, pytest
 from lss_nbdev.testing import PLANTED_PHI, write_phantom_study, plant_linkable
 from lss_nbdev.predict.privacy import find_identifiers, keyed_uid, load_key, KEY_ENV
@@ -10,22 +9,17 @@ from lss_nbdev.predict.patient import predict
 from lss_nbdev.data.mendeley import write_fake_mendeley
 from lss_nbdev.study.cli import cli
 from lss_nbdev.core.rundir import card_entry
-
-BIN = Path(sys.executable).parent
-ENV = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
+from conftest import child_env, lss_study_process
 
 @pytest.fixture(scope="module", autouse=True)
 def user_key(tmp_path_factory):
     "The pseudonym key of these tests: a temporary file named by $LSS_STUDY_KEY (in-process and for the console script), never the real home."
     kf = tmp_path_factory.mktemp("key")/"pseudonym.key"
     old = os.environ.get(KEY_ENV)
-    os.environ[KEY_ENV] = ENV[KEY_ENV] = str(kf)
+    os.environ[KEY_ENV] = str(kf)  # child processes inherit it (`child_env`)
     yield kf
     if old is None: os.environ.pop(KEY_ENV, None)
     else: os.environ[KEY_ENV] = old
-
-def lss_study(*args):
-    return subprocess.run([str(BIN/"lss-study"), *args], capture_output=True, text=True, env=ENV)
 
 @pytest.fixture(scope="module")
 def run(tiny_run):
@@ -46,7 +40,7 @@ def cli_error(monkeypatch, capsys, *args):
 
 def test_predict_cli_writes_every_output(run, patient, tmp_path):
     folder, truth = patient
-    r = lss_study("predict", "--run", str(run), str(folder), "--out", str(tmp_path/"out"))
+    r = lss_study_process("predict", "--run", str(run), str(folder), "--out", str(tmp_path/"out"))
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path/"out"
     assert sorted(p.name for p in out.iterdir()) == [".lss-predict.json", "canal_seg.dcm", SOURCE_DIR, "index.html", "levels.csv", "overlays", "report.json", "report.md", "rsna.csv"]
@@ -302,7 +296,7 @@ def test_prompt_encoding_replaces_the_text_tower(run, tmp_path):
     with torch.no_grad(): a, b = first.model(x), second.model(x)
     assert torch.equal(a["grade_logits"], b["grade_logits"]) and torch.equal(a["mask_logits"], b["mask_logits"])
     code = f"import sys; from lss_nbdev.predict.pipeline import load_pipeline; load_pipeline({str(other)!r}); print('transformers' in sys.modules)"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env())
     assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "False", r.stderr[-2000:]
     saved.write_bytes(b"not a tensor file")
     with pytest.raises(ValueError, match="unreadable prompt encoding"): load_pipeline(other)
