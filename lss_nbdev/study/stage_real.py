@@ -30,8 +30,8 @@ from .stage_models import training_job
 
 # %% auto #0
 __all__ = ['REAL_KEYS', 'UNET', 'MIN_PATIENTS_FOR_CI', 'real_budget', 'real_variants', 'fold_name', 'band_boxes', 'train_unet',
-           'real_jobs', 'with_counts', 'patient_table', 'real_summary', 'real_paired_tests', 'canal_levels',
-           'RealOutput', 'stage_real']
+           'real_jobs', 'with_counts', 'patient_table', 'real_summary', 'training_table', 'real_paired_tests',
+           'canal_levels', 'RealOutput', 'stage_real']
 
 # %% ../../nbs/26e_stage_real.ipynb #f94c56d9
 def real_budget(cfg:StudyConfig) -> dict:
@@ -166,6 +166,16 @@ def real_summary(per_case:pd.DataFrame, per_patient:pd.DataFrame, n:int=2000, se
                          n_patients=n_p, n_slices=len(g), intervals="patient bootstrap" if n_p >= MIN_PATIENTS_FOR_CI else "none: per-patient values"))
     return pd.DataFrame(rows)
 
+def training_table(logs:dict, # (model, fold) -> a training log with `epoch` and `val_dice` columns (`fit`, `fit_unet`)
+                  )->pd.DataFrame:
+    "One row per model × fold: epochs trained, the best validation Dice and its epoch (1-based), the best of the first half of the epochs, and the last."
+    rows = []
+    for (model, fold), log in logs.items():
+        v = log.val_dice.to_numpy(float); b = int(np.nanargmax(v))
+        rows.append(dict(model=model, fold=fold, epochs=len(v), best_epoch=int(log.epoch.iloc[b]) + 1, best_val_dice=float(v[b]),
+                         best_val_dice_first_half=float(np.nanmax(v[:max(1, len(v) // 2)])), last_val_dice=float(v[-1])))
+    return pd.DataFrame(rows)
+
 def real_paired_tests(per_patient:pd.DataFrame, best:str, n_resamples:int=9999, seed:int=0) -> pd.DataFrame:
     "`best` against every other model on per-patient 3D Dice: Wilcoxon signed-rank (scipy) and the sign-flip permutation test, Holm within each."
     wide = per_patient.pivot(index="patient_id", columns="model", values="dice_3d")
@@ -212,14 +222,15 @@ def stage_real(run:Run) -> RealOutput|None:
     folds, variants, jobs = real_jobs(run)
     k, per = len(folds), len(variants) + 1
     outs = run.cache_many(jobs, desc=f"real: LSSNets and the U-Net, {k} folds")
-    test, fold_of, probs, val_dice = [], {}, {n: [] for n in [*variants, UNET]}, {n: [] for n in variants}
+    test, fold_of, probs, val_dice, logs = [], {}, {n: [] for n in [*variants, UNET]}, {n: [] for n in variants}, {}
     boxed = {"oracle": [], "bands": [], "own": []}
     for i, sp in enumerate(folds):
         t, o = list(sp["test"]), outs[i * per:(i + 1) * per]
         test += t; fold_of.update({c.case_id: i + 1 for c in t})
         for name, pred in zip(variants, o[:-1]):
             probs[name] += pred["mask_probs"]; val_dice[name].append(float(pred["log"].val_dice.max()))
-        probs[UNET] += o[-1]["mask_probs"]
+            logs[name, i + 1] = pred["log"]
+        probs[UNET] += o[-1]["mask_probs"]; logs[UNET, i + 1] = o[-1]["log"]
         if cfg.real.medsam_boxes:  # the LSSNet that segments this fold's validation patients best gives LiteMedSAM its box
             first = max(variants, key=lambda n: val_dice[n][-1])
             own = {c.case_id: p > 0.5 for c, p in zip(t, probs[first][-len(t):])}
@@ -239,6 +250,9 @@ def stage_real(run:Run) -> RealOutput|None:
     n_p = len({c.patient_id for c in test})
     where = (f"{cfg.real.source}: {k}-fold cross-validation over {n_p} patients ({len(test)} slices), each patient tested once "
              f"by models trained on the other folds' patients")
+    run.table(training_table(logs), "real_training", f"How each model of the real-data stage trained ({where}): epochs, the best Dice "
+              "on the fold's validation patients (mean over their slices) and its epoch, the best of the first half of the epochs, the "
+              "last epoch's; the checkpoint kept is the best")
     run.table(per_case, "real_segmentation_per_case", f"Real masks ({where}): per-slice scores")
     run.table(per_patient, "real_segmentation_per_patient", f"Real masks ({where}): per patient, Dice mean over slices and "
               "3D over the patient's stack, HD95 median over slices and its undefined slices")
