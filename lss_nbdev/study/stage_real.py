@@ -222,17 +222,16 @@ def stage_real(run:Run) -> RealOutput|None:
     folds, variants, jobs = real_jobs(run)
     k, per = len(folds), len(variants) + 1
     outs = run.cache_many(jobs, desc=f"real: LSSNets and the U-Net, {k} folds")
-    test, fold_of, probs, val_dice, logs = [], {}, {n: [] for n in [*variants, UNET]}, {n: [] for n in variants}, {}
+    test, fold_of, probs, logs = [], {}, {n: [] for n in [*variants, UNET]}, {}  # logs: (model, fold) -> its training log
     boxed = {"oracle": [], "bands": [], "own": []}
     for i, sp in enumerate(folds):
         t, o = list(sp["test"]), outs[i * per:(i + 1) * per]
         test += t; fold_of.update({c.case_id: i + 1 for c in t})
         for name, pred in zip(variants, o[:-1]):
-            probs[name] += pred["mask_probs"]; val_dice[name].append(float(pred["log"].val_dice.max()))
-            logs[name, i + 1] = pred["log"]
+            probs[name] += pred["mask_probs"]; logs[name, i + 1] = pred["log"]
         probs[UNET] += o[-1]["mask_probs"]; logs[UNET, i + 1] = o[-1]["log"]
         if cfg.real.medsam_boxes:  # the LSSNet that segments this fold's validation patients best gives LiteMedSAM its box
-            first = max(variants, key=lambda n: val_dice[n][-1])
+            first = max(variants, key=lambda n: logs[n, i + 1].val_dice.max())
             own = {c.case_id: p > 0.5 for c, p in zip(t, probs[first][-len(t):])}
             b = run.cache("medsam_boxes", model_key(run, f"real {fold_name(i, k)} {first}", variants[first], *REAL_KEYS), _box_masks,
                           t, own, cfg.real.box_margin_px)
@@ -260,7 +259,7 @@ def stage_real(run:Run) -> RealOutput|None:
               "real_segmentation_summary", f"Segmentation against real canal masks ({where}); foreground Dice three ways (`Dice`: per "
               f"patient 3D, mean over patients); patient-bootstrap {cfg.eval.ci:.0%} intervals only with ≥ {MIN_PATIENTS_FOR_CI} "
               "tested patients, otherwise the per-patient values and n")
-    best = max(variants, key=lambda n: np.mean(val_dice[n]))  # by validation Dice over the folds: chosen without the test patients
+    best = max(variants, key=lambda n: np.mean([logs[n, f].val_dice.max() for f in range(1, k + 1)]))  # by validation Dice over the folds: chosen without the test patients
     run.table(real_paired_tests(per_patient, best, seed=cfg.eval.seed), "real_statistics",
               f"{best} (the best mean validation Dice over the folds) against every other row on per-patient 3D Dice: Wilcoxon "
               "signed-rank and the sign-flip permutation test, Holm-adjusted within each; n = patients")
