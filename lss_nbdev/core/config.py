@@ -361,5 +361,5 @@ PROFILES = {
                   arrg=dict(epochs=15, cross_fit_folds=2, vlm_path=False),
                   eval=dict(n_bootstrap=500, localisation_cases=45),  # 15 test slices per grade: the localisation stage's maps and deletion curves cost ~1.5 s per slice and model
                   real=dict(source="folder:data/spider_examples/cases.csv", notes="data/real_notes/radiologists_notes_1-120.csv",
-                            folds=3, image_size=160, max_epochs=60, patience=60, backbones=("tiny", "medsam"), medsam_boxes=False)),  # cost on 2 CPU cores; epochs, backbones: 26e
+                            folds=3, image_size=160, max_epochs=60, patience=60, backbones=("medsam",), medsam_boxes=False)),  # cost on 2 CPU cores; epochs, backbones: 26e
 }
