@@ -1,6 +1,6 @@
 """The quick study's time: wall time per stage (from a run's manifest) and the training loop's overhead.
 
-Per stage: seconds, peak memory and status as `make study` recorded them in `<run>/manifest.json`, and the total.
+Per stage: seconds, peak memory (all processes; this process alone; the parts at the peak: main, workers, other programs) and status as `make study` recorded them in `<run>/manifest.json`, and the total.
 Per training stage: the images per second each of its trainings did (epochs × training images over the job's seconds,
 from the manifest's `jobs` and the cached predictions) and how many ran at once.
 The loop: for the quick profile's default network on the run's own training tensors, on `train.threads` threads, images
@@ -24,8 +24,10 @@ from lss_nbdev.model.network import param_groups
 
 def stage_table(run:Path) -> pd.DataFrame:
     m = json.loads((run/"manifest.json").read_text())
-    t = pd.DataFrame(m["stages"])[["stage", "status", "seconds", "peak_rss_mb"]]
-    return pd.concat([t, pd.DataFrame([dict(stage="total", status="", seconds=t.seconds.sum(), peak_rss_mb=t.peak_rss_mb.max())])])
+    t = pd.DataFrame(m["stages"]).reindex(columns=["stage", "status", "seconds", "peak_rss_mb", "main_peak_rss_mb", "peak_rss_parts_mb"])
+    t["peak_rss_parts_mb"] = [" · ".join(f"{k} {v:.0f}" for k, v in p.items()) if isinstance(p, dict) else "" for p in t.peak_rss_parts_mb]
+    return pd.concat([t, pd.DataFrame([dict(stage="total", status="", seconds=t.seconds.sum(), peak_rss_mb=t.peak_rss_mb.max(),
+                                            main_peak_rss_mb=t.main_peak_rss_mb.max(), peak_rss_parts_mb="")])])
 
 def training_stage_rates(run:Path) -> pd.DataFrame:
     "Per training stage, for the trainings of the default network at the profile's size (the step benchmark's model): how many, how many at once, their seconds, and images/s per training (epochs × images / seconds)."

@@ -101,29 +101,35 @@ class Stage:
             except (OSError, TypeError): code = self.fn.__code__.co_code.hex()
         return hashlib.sha256(f"{code}\n{self.version}".encode()).hexdigest()[:12]
 
-def _rss(proc:psutil.Process) -> int:
-    "Resident bytes of a process and of its children (the training workers)."
-    total = proc.memory_info().rss
+def _rss(proc:psutil.Process) -> dict:
+    "Resident bytes of a process ('main') and of its children, summed by kind: 'workers' (Python: the training workers) or the program's name (e.g. 'java', METEOR)."
+    parts = dict(main=proc.memory_info().rss)
     for child in proc.children(recursive=True):
-        try: total += child.memory_info().rss
-        except psutil.Error: pass
-    return total
+        try: kind, rss = ("workers" if child.name().startswith("python") else child.name()), child.memory_info().rss
+        except psutil.Error: continue
+        parts[kind] = parts.get(kind, 0) + rss
+    return parts
 
 class _PeakRSS:
-    "Peak resident memory (MB) of this process and its children while the block runs, sampled every 0.2 s (and CUDA's peak when present)."
+    "Peak resident memory (MB) of this process and its children while the block runs, sampled every 0.2 s: the total's peak, its parts at that moment (`_rss`), this process's own peak (and CUDA's peak when present)."
+    def _sample(self):
+        parts = _rss(self.proc)
+        if sum(parts.values()) > sum(self.parts.values()): self.parts = parts
+        self.main = max(self.main, parts["main"])
     def __enter__(self):
-        self.proc, self.stop = psutil.Process(), threading.Event()
-        self.peak = _rss(self.proc)
+        self.proc, self.stop, self.parts, self.main = psutil.Process(), threading.Event(), {}, 0
+        self._sample()
         def sample():
-            while not self.stop.wait(0.2): self.peak = max(self.peak, _rss(self.proc))
+            while not self.stop.wait(0.2): self._sample()
         self.thread = threading.Thread(target=sample, daemon=True); self.thread.start()
         import torch
         self.cuda = torch.cuda.is_available()
         if self.cuda: torch.cuda.reset_peak_memory_stats()
         return self
     def __exit__(self, *exc):
-        self.stop.set(); self.thread.join()
-        self.peak_mb = max(self.peak, _rss(self.proc)) / 2**20
+        self.stop.set(); self.thread.join(); self._sample()
+        self.peak_mb, self.main_peak_mb = sum(self.parts.values()) / 2**20, self.main / 2**20
+        self.parts_mb = {k: round(v / 2**20, 1) for k, v in self.parts.items()}
         import torch
         self.cuda_peak_mb = torch.cuda.max_memory_allocated() / 2**20 if self.cuda else None
 
@@ -252,7 +258,8 @@ class Run:
             saved = dict(output=out, files=files, seconds=time.perf_counter() - t0, provenance=provenance())
             dump_signed(saved, path)
             rec = dict(stage=name, key=key, status="ran" if out is not None else "skipped", seconds=saved["seconds"],
-                       files=list(files), peak_rss_mb=round(mem.peak_mb, 1),
+                       files=list(files), peak_rss_mb=round(mem.peak_mb, 1), peak_rss_parts_mb=mem.parts_mb,
+                       main_peak_rss_mb=round(mem.main_peak_mb, 1),
                        **({"cuda_peak_mb": round(mem.cuda_peak_mb, 1)} if mem.cuda_peak_mb is not None else {}))
         self.records.append(rec)
         if self.verbose and rec["status"] != "skipped":

@@ -75,6 +75,7 @@ def manifest_summary(path) -> list:
     device = e["torch"]["device_name"] or f"CPU: {e['cpu']['model']} ({e['cpu']['logical_cores']} logical cores, torch {e['torch']['num_threads']} threads)"
     lines = [f"Code {commit} · torch {e['torch']['version']} (CUDA {e['torch']['cuda']}, cuDNN {e['torch']['cudnn']}) · {device} · "
              f"seeds {m['seeds']} · training runs {m.get('workers', 1)} at a time ([manifest.json](manifest.json))", "",
-             "| stage | status | seconds | peak RSS (MB) |", "|---|---|---|---|"]
-    lines += [f"| {s['stage']} | {s['status']} | {s['seconds']:.1f} | {s.get('peak_rss_mb', '')} |" for s in m["stages"]]
+             "| stage | status | seconds | peak RSS of all processes (MB) | its parts at that moment (MB) |", "|---|---|---|---|---|"]
+    parts = lambda s: " · ".join(f"{k} {v:.0f}" for k, v in s.get("peak_rss_parts_mb", {}).items())
+    lines += [f"| {s['stage']} | {s['status']} | {s['seconds']:.1f} | {s.get('peak_rss_mb', '')} | {parts(s)} |" for s in m["stages"]]
     return lines
