@@ -5,7 +5,8 @@ Per training stage: the images per second each of its trainings did (epochs × t
 from the manifest's `jobs` and the cached predictions) and how many ran at once.
 The loop: for the quick profile's default network on the run's own training tensors, on `train.threads` threads, images
 per second of (1) a bare training step (forward, backward, AdamW step on one fixed batch, as `benchmarks/train_step.py`),
-(2) `run_epoch` over the training split, and (3) one `fit` epoch (training, validation, checkpoint); the ratios
+(2) `run_epoch` over the training split, and (3) an epoch inside `fit` (training, validation, checkpoint: a 3-epoch fit less a 1-epoch fit, halved, so that fit's
+fixed costs cancel; those are printed apart); the ratios
 say how much the loop adds to the step, and the training stages' rates are set against the step's. With `--profile`, the top operators of one training epoch
 (`torch.profiler`) and, given a py-spy raw file of a study or of some of its stages (`py-spy record -f raw`), its top functions.
 
@@ -65,14 +66,15 @@ def loop_rates(run:Path, steps:int=20) -> dict:
     step_rate = steps * bs / (time.perf_counter() - t)
     run_epoch(model, tr, loss, cfg, opt, 0); t = time.perf_counter(); run_epoch(model, tr, loss, cfg, opt, 1)
     epoch_rate = len(tr) / (time.perf_counter() - t)
-    c2 = cfg.replace(**{"train.max_epochs": 2})
-    with tempfile.TemporaryDirectory() as d:
-        fit(model, tr, va, c2.replace(**{"train.max_epochs": 1}), d, progress=False)
-        t = time.perf_counter(); fit(model, tr, va, c2, d, progress=False)  # resumes: exactly one more epoch
-        fit_rate = len(tr) / (time.perf_counter() - t)
+    def fit_seconds(epochs):  # a whole fit call from scratch: its fixed costs (optimizer, best weights, grade head) and its epochs
+        with tempfile.TemporaryDirectory() as d:
+            t = time.perf_counter(); fit(model, tr, va, cfg.replace(**{"train.max_epochs": epochs, "train.patience": epochs}), d, progress=False)
+            return time.perf_counter() - t
+    one, three = fit_seconds(1), fit_seconds(3)
+    fit_rate = 2 * len(tr) / (three - one)  # per epoch inside fit (training, validation, checkpoint), the fixed costs cancelled
     return dict(images=len(tr), batch=bs, threads=torch.get_num_threads(), step_images_per_s=step_rate,
                 run_epoch_images_per_s=epoch_rate, fit_epoch_images_per_s=fit_rate,
-                run_epoch_over_step=step_rate / epoch_rate, fit_epoch_over_step=step_rate / fit_rate)
+                run_epoch_over_step=step_rate / epoch_rate, fit_epoch_over_step=step_rate / fit_rate, fit_fixed_seconds=one - (three - one) / 2)
 
 def epoch_profile(run:Path, top:int=12) -> str:
     cfg = StudyConfig.load(run/"config.yaml")
@@ -103,13 +105,17 @@ def main():
     ap.add_argument("--run", default="runs/quick"); ap.add_argument("--profile", action="store_true")
     ap.add_argument("--py-spy", dest="py_spy", default=None, help="a py-spy raw file of an `lss-study run` (the whole study, or some --stages)")
     a = ap.parse_args(); run = Path(a.run)
+    m = json.loads((run/"manifest.json").read_text()); e = m["environment"]
+    print(f"machine: {e['cpu']['model']}, {e['cpu']['logical_cores']} logical cores; the run: {run}, written {m['written']} at commit "
+          f"{(e['code']['commit'] or 'none')[:7]}{' (uncommitted changes)' if e['code']['dirty'] else ''}; the loop rates below: measured now, on this machine\n")
     t = stage_table(run)
     print(t.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     print(f"\nstages in total: {t.seconds.iloc[-1] / 60:.1f} min")
     r = loop_rates(run)
     print(f"\ntraining ({r['images']} images, batch {r['batch']}, {r['threads']} threads): bare step {r['step_images_per_s']:.1f} img/s, "
           f"run_epoch {r['run_epoch_images_per_s']:.1f} img/s ({r['run_epoch_over_step']:.2f}× the step's time per image), "
-          f"fit epoch with validation and checkpoint {r['fit_epoch_images_per_s']:.1f} img/s ({r['fit_epoch_over_step']:.2f}×)")
+          f"an epoch inside fit (training, validation, checkpoint: a 3-epoch fit less a 1-epoch fit, halved) {r['fit_epoch_images_per_s']:.1f} img/s "
+          f"({r['fit_epoch_over_step']:.2f}×); fit's fixed cost (setup, best weights, grade head) {r['fit_fixed_seconds']:.1f} s")
     rates = training_stage_rates(run)
     if len(rates):
         rates = rates.assign(step_time_ratio=r["step_images_per_s"] / rates.images_per_s_per_training)
