@@ -11,7 +11,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from ..core.image_io import quiet_native_stderr
 
 # %% auto #0
-__all__ = ['NLG_METRICS', 'METEOR_NOTE', 'java_available', 'ptb_tokenize', 'nlg_scores', 'nlg_table']
+__all__ = ['NLG_METRICS', 'METEOR_NOTE', 'java_available', 'ptb_tokenize', 'close_meteor', 'nlg_scores', 'nlg_table']
 
 # %% ../../nbs/18a_language_metrics.ipynb #e0ca6460
 NLG_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-1", "ROUGE-2", "ROUGE-L", "METEOR", "CIDEr",
@@ -67,6 +67,11 @@ def _meteor():
         from pycocoevalcap.meteor.meteor import Meteor
         m = _METEOR["process"] = Meteor()
     return m
+
+def close_meteor():
+    "Stop this process's METEOR Java process, if one runs (~1.2 GB resident); the next `nlg_scores` starts another. A stage that scores reports calls it when done."
+    m = _METEOR.pop("process", None)
+    if m is not None and m.meteor_p.poll() is None: m.meteor_p.kill(); m.meteor_p.wait()
 
 def nlg_scores(references, # N reference reports (strings, or lists of strings for several references)
                hypotheses, # N generated reports (strings)

@@ -14,7 +14,7 @@ from ..core.grades import GRADES
 from ..core.cases import Cohort
 from ..evaluation.stats import patient_paired_test
 from ..evaluation.metrics import classification_table, expected_calibration_error, mean_sd_table, grade_summary
-from ..evaluation.language_metrics import nlg_scores, nlg_table
+from ..evaluation.language_metrics import nlg_scores, nlg_table, close_meteor
 from ..evaluation.calibration import fit_temperature, apply_temperature
 from ..reportgen.report_template import inputs_from_cases
 from ..reportgen.report_decoder import build_decoder, train_arrg, save_arrg, load_arrg, report_table
@@ -154,6 +154,7 @@ def stage_arrg(run:Run, cohort:CohortOutput, preprocess:PreprocessOutput, train:
     if not tables:
         print("stage arrg: skipped: no model produced a usable mask on the test split (see tables/report_skipped_*)"); return None
     nlg = nlg_table(scores).reset_index()
+    close_meteor()  # its Java process would hold ~1.2 GB through the stages after this one
     clinical = {f"{n} · learned decoder": rep for n, rep in tables.items()}
     for col, fn in (("report_grade_accuracy", lambda y, s: float(np.mean(np.array(y, dtype=object) == np.array(s, dtype=object)))),
                     ("report_grade_macro_f1", lambda y, s: float(f1_score(y, [x if x in GRADES else "none" for x in s], labels=list(GRADES),
@@ -233,6 +234,7 @@ def stage_seeds(run:Run, cohort:CohortOutput, preprocess:PreprocessOutput, train
         row, cases[name, seed] = _seed_row(cfg, preprocess, name, seed, pred, decoder)
         rows.append(row)
     per_seed = pd.DataFrame(rows)
+    close_meteor()
     metrics = [c for c in per_seed.columns if c not in ("model", "seed", "temperature")]
     summary = mean_sd_table(per_seed, "model", metrics)
     run.table(per_seed, "seeds_per_seed", f"The headline models for each training seed of {list(cfg.train.seeds)} (test split; "
