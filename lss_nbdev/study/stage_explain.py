@@ -134,12 +134,13 @@ def stage_localisation(run:Run, preprocess:PreprocessOutput, train:TrainOutput, 
         run.table(choice.assign(kept=choice.variant == kept), "explanations_relevance_choice",
                   f"Cross-attention relevance variants on the validation split (mean mass ratio vs {vname} masks; 1 = chance): '{kept}' kept")
     cal = explain.calibrated if explain is not None else {}
-    per_case, maps, views = [], {}, {}
+    per_case, name = [], explained_model(variants)
     for n, m in models.items():
-        test, tt, tname = views[n] = view(m, "test")
-        maps[n] = localisation_maps(m, [c.image for c in test])
-        deleted = [k for k in maps[n] if k not in XATTN_VARIANTS or k == kept]  # deletion curves for the kept relevance and the peers
-        per_case.append(localisation_cases(m, test, tt, tname, maps=maps[n], model_name=n, confidence=None if n not in cal else np.asarray(cal[n])[picked], seed=cfg.eval.seed,
+        test, tt, tname = view(m, "test")
+        maps = localisation_maps(m, [c.image for c in test])
+        deleted = [k for k in maps if k not in XATTN_VARIANTS or k == kept]  # deletion curves for the kept relevance and the peers
+        if n == name: shown = (test, tt, tname, maps)  # only the explained model's maps are kept (a model's: 193 MB for the quick profile's 45 slices at their own size)
+        per_case.append(localisation_cases(m, test, tt, tname, maps=maps, model_name=n, confidence=None if n not in cal else np.asarray(cal[n])[picked], seed=cfg.eval.seed,
                                            deletion=deleted, **s))
     per_case = pd.concat(per_case, ignore_index=True)
     summary = localisation_summary(per_case, n=cfg.eval.n_bootstrap, seed=cfg.eval.seed, level=cfg.eval.ci)
@@ -150,16 +151,15 @@ def stage_localisation(run:Run, preprocess:PreprocessOutput, train:TrainOutput, 
               f"{s['steps']} steps, blurred cells), patient-level {cfg.eval.ci:.0%} CIs; relevance variant chosen on validation: {kept}")
     run.table(summary, "explanations_by_grade", "Localisation of explanations per grade (patient-level cluster bootstrap)")
     run.table(per_case, "explanations_cases", "Localisation scores of every test case, model and map")
-    name = explained_model(variants)
-    test, tt, tname = views[name]
+    test, tt, tname, maps = shown
     mine = per_case[per_case.model == name]
     scores = case_scores(mine)
-    show = [k for k in maps[name] if k not in XATTN_VARIANTS or k == kept]
+    show = [k for k in maps if k not in XATTN_VARIANTS or k == kept]
     rng = np.random.default_rng(cfg.eval.seed)
     picks = [int(i) for g in GRADES for i in rng.permutation([j for j, c in enumerate(test) if c.grade == g])[:1]]
     ids = [c.case_id for c in test]
     def fig(idx, path, labels):
-        localisation_figure([test[i].image for i in idx], [tt[i] for i in idx], [{k: maps[name][k][i] for k in show} for i in idx],
+        localisation_figure([test[i].image for i in idx], [tt[i] for i in idx], [{k: maps[k][i] for k in show} for i in idx],
                             [scores[test[i].case_id] for i in idx], labels, path=path)
     fig(picks, run.figure("localisation_grades"), [f"{GRADE_NAMES[test[i].grade]} · {test[i].case_id}" for i in picks])
     if kept is not None:
@@ -168,6 +168,6 @@ def stage_localisation(run:Run, preprocess:PreprocessOutput, train:TrainOutput, 
         fig(idx, run.figure("localisation_worst"), [f"{r.case_id}: {GRADE_NAMES[r.pred_grade]} p={r.confidence:.2f} (true {GRADE_NAMES[r.grade]})" for r in worst.itertuples()])
     import matplotlib.pyplot as plt
     plt.close("all")
-    heatmaps = {} if kept is None else {c.case_id: to_slice(maps[name][kept][i], v, c.raw.shape).astype(np.float16)  # on the whole slice
+    heatmaps = {} if kept is None else {c.case_id: to_slice(maps[kept][i], v, c.raw.shape).astype(np.float16)  # on the whole slice
                                         for i, (c, v) in enumerate(zip(sp["test"], test))}
     return LocalisationOutput(kept=kept, model=name, target=tname, scores=scores, heatmaps=heatmaps, table=table, choice=choice)
