@@ -4,7 +4,7 @@ mask would be: Dice per patient in 3D against the original, and the per-level AP
 `24c_canal_levels`) against the original's. Writes results/real_input_size_ceiling.csv; a few seconds on one core."""
 import argparse
 import numpy as np, pandas as pd, cv2
-from lss_nbdev.core.masks import confusion_counts
+from lss_nbdev.core.masks import confusion_counts, overlap_scores
 from lss_nbdev.evaluation.canal_levels import level_measures, level_agreement, read_mask
 
 def round_trip(mask:np.ndarray, size:int) -> np.ndarray:
@@ -25,7 +25,7 @@ if __name__ == "__main__":
         back = {p: round_trip(m, s) for p, m in truth.items()}
         counts = pd.DataFrame([dict(patient=r.patient_id, **confusion_counts(back[r.path], truth[r.path]))
                                for _, r in rows.iterrows()]).groupby("patient").sum()
-        d3 = 2 * counts.tp / (2 * counts.tp + counts.fp + counts.fn)
+        d3 = pd.Series({p: overlap_scores(c)["dice"] for p, c in counts.iterrows()})
         ag = level_agreement(expert, level_measures(rows, back).assign(model=f"{s}x{s}")).iloc[0]
         out.append(dict(input_size=s, patients=len(d3), dice_3d_mean=d3.mean(), dice_3d_min=d3.min(), level_pairs=int(ag.n),
                         ap_mad_mm=ag.MAD, ap_bias_mm=ag.bias, ap_icc=ag.ICC))
