@@ -9,12 +9,18 @@ The numbers the study computes do not depend on these variables (they move where
 
     python benchmarks/malloc_settings.py [--images 12] [--threads 1]
 """
-import argparse, datetime, json, os, subprocess, sys, tempfile
+import argparse, datetime, json, os, re, subprocess, sys, tempfile
+from pathlib import Path
 from lss_nbdev.study.manifest import cpu_info
+
+def study_env() -> dict:
+    "The variables of the Makefile's `STUDY_ENV` line, as `make study` sets them."
+    line = re.search(r"^STUDY_ENV :=(.*)$", (Path(__file__).resolve().parents[1]/"Makefile").read_text(), re.M).group(1)
+    return dict(kv.split("=", 1) for kv in line.split())
 
 SETTINGS = {
     "glibc defaults": {},
-    "make study (Makefile STUDY_ENV)": dict(MALLOC_MMAP_THRESHOLD_="33554432", MALLOC_TRIM_THRESHOLD_="2147483648", MALLOC_TOP_PAD_="268435456"),
+    "make study (Makefile STUDY_ENV)": study_env(),
     "mmap 32 MiB, trim 128 MiB, pad 64 MiB": dict(MALLOC_MMAP_THRESHOLD_="33554432", MALLOC_TRIM_THRESHOLD_="134217728", MALLOC_TOP_PAD_="67108864"),
 }
 
