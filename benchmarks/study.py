@@ -17,6 +17,7 @@ from pathlib import Path
 from lss_nbdev.core.config import StudyConfig  # first: the package sets the OpenMP wait policy before torch loads, as in make study
 import pandas as pd, torch
 from lss_nbdev.study.engine import Run, StageCache, model_label, with_backbone
+from lss_nbdev.study.manifest import memory_parts
 from lss_nbdev.core.rundir import slug
 from lss_nbdev.study.stages import STAGES
 from lss_nbdev.model.train import build_model, to_tensors, run_epoch, fit
@@ -25,8 +26,8 @@ from lss_nbdev.model.network import param_groups
 
 def stage_table(run:Path) -> pd.DataFrame:
     m = json.loads((run/"manifest.json").read_text())
-    t = pd.DataFrame(m["stages"]).reindex(columns=["stage", "status", "seconds", "peak_rss_mb", "main_peak_rss_mb", "peak_rss_parts_mb"])
-    t["peak_rss_parts_mb"] = [" · ".join(f"{k} {v:.0f}" for k, v in p.items()) if isinstance(p, dict) else "" for p in t.peak_rss_parts_mb]
+    t = pd.DataFrame(m["stages"]).reindex(columns=["stage", "status", "seconds", "peak_rss_mb", "main_peak_rss_mb"])
+    t["peak_rss_parts_mb"] = [memory_parts(s) for s in m["stages"]]
     return pd.concat([t, pd.DataFrame([dict(stage="total", status="", seconds=t.seconds.sum(), peak_rss_mb=t.peak_rss_mb.max(),
                                             main_peak_rss_mb=t.main_peak_rss_mb.max(), peak_rss_parts_mb="")])])
 

@@ -12,7 +12,7 @@ from .engine import Run
 from ..core.rundir import atomic_write, code_commit
 
 # %% auto #0
-__all__ = ['PACKAGES', 'RUNTIME_ENV', 'cpu_info', 'environment', 'seeds', 'write_manifest', 'manifest_summary']
+__all__ = ['PACKAGES', 'RUNTIME_ENV', 'cpu_info', 'environment', 'seeds', 'write_manifest', 'memory_parts', 'manifest_summary']
 
 # %% ../../nbs/26a_manifest.ipynb #039b0175
 PACKAGES = ("lss_nbdev", "torch", "torchvision", "numpy", "scipy", "pandas", "scikit-learn", "scikit-image", "opencv-python-headless",
@@ -67,6 +67,10 @@ def write_manifest(run:Run, env:dict|None=None) -> Path:
              stages=[_stage_record(r) for r in run.records], jobs=run.jobs, cache=run.cache.events)
     return atomic_write(run.out/"manifest.json", json.dumps(m, indent=1, default=str))
 
+def memory_parts(stage:dict) -> str:
+    "A stage record's memory at its peak, by process (`peak_rss_parts_mb`), as 'main 3331 · workers 4414'; '' where the record has none (a cache hit)."
+    return " · ".join(f"{k} {v:.0f}" for k, v in (stage.get("peak_rss_parts_mb") or {}).items())
+
 def manifest_summary(path) -> list:
     "Markdown lines for REPORT.md: code, device, torch and per-stage status and time."
     m = json.loads(Path(path).read_text())
@@ -76,6 +80,5 @@ def manifest_summary(path) -> list:
     lines = [f"Code {commit} · torch {e['torch']['version']} (CUDA {e['torch']['cuda']}, cuDNN {e['torch']['cudnn']}) · {device} · "
              f"seeds {m['seeds']} · training runs {m.get('workers', 1)} at a time ([manifest.json](manifest.json))", "",
              "| stage | status | seconds | peak RSS of all processes (MB) | its parts at that moment (MB) |", "|---|---|---|---|---|"]
-    parts = lambda s: " · ".join(f"{k} {v:.0f}" for k, v in s.get("peak_rss_parts_mb", {}).items())
-    lines += [f"| {s['stage']} | {s['status']} | {s['seconds']:.1f} | {s.get('peak_rss_mb', '')} | {parts(s)} |" for s in m["stages"]]
+    lines += [f"| {s['stage']} | {s['status']} | {s['seconds']:.1f} | {s.get('peak_rss_mb', '')} | {memory_parts(s)} |" for s in m["stages"]]
     return lines
