@@ -6,12 +6,12 @@ import pytest
 from filelock import FileLock
 
 BIN = Path(sys.executable).parent
-TINY = ["--set", "data.n_patients=9", "--set", "train.max_epochs=1", "--set", "model.compare=[]", "--set", "eval.n_bootstrap=50",
-        "--set", "arrg.epochs=1", "--set", "real.source=null", "--set", "eval.localisation_cases=3"]
-# 9 phantom patients, one epoch, ARRG one epoch, no real data, localisation scored on 3 test slices (one per grade)
-TINY_STAGES = ["--stages", "cohort,preprocess,train,evaluate,statistics,explain,arrg"]
 SMALL_NET = ["--set", "model.image_size=32", "--set", "model.patch_size=8", "--set", "model.d_shared=16"]
-# a 4 × 4 patch grid: for tests of the engine (workers, the stage graph), whose claims do not depend on the network's size
+# a 4 × 4 patch grid: none of these tests claims anything that depends on the network's size (07_..16_ test the networks at their sizes)
+TINY = ["--set", "data.n_patients=9", "--set", "train.max_epochs=1", "--set", "model.compare=[]", "--set", "eval.n_bootstrap=50",
+        "--set", "arrg.epochs=1", "--set", "real.source=null", "--set", "eval.localisation_cases=3", *SMALL_NET]
+# 9 phantom patients, the small network for one epoch, ARRG one epoch, no real data, localisation scored on 3 test slices (one per grade)
+TINY_STAGES = ["--stages", "cohort,preprocess,train,evaluate,statistics,explain,arrg"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("MPLBACKEND", "Agg")
 

@@ -3,7 +3,7 @@ import pickle
 from lss_nbdev.core.rundir import dump_signed, load_signed
 from pathlib import Path
 import pandas as pd, pytest
-from conftest import lss_study, lss_study_process
+from conftest import TINY, lss_study, lss_study_process
 
 def test_cohort_stage_writes_its_files(tmp_path):
     "The console script itself, in its own process."
@@ -28,10 +28,10 @@ def test_bad_arguments_say_what_is_wrong(tmp_path, args, message):
 
 def test_pipeline_end_to_end_writes_tables_and_resumes(tiny_run_copy, tmp_path):
     "Cohort → preprocessing → two models → statistics on a very small phantom (into a copy of the session's run, trained with these settings); a second run reads the caches."
-    args = ["run", "--out", str(tiny_run_copy), "--set", "data.n_patients=9", "--set", "train.max_epochs=1",
-            "--set", "model.compare=[]", "--set", "eval.n_bootstrap=50", "--stages", "cohort,preprocess,train,statistics,explain"]
+    args = ["run", "--out", str(tiny_run_copy), *TINY, "--stages", "cohort,preprocess,train,statistics,explain"]
     r = lss_study(*args)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "stage train: cache hit" in r.stdout  # the session's models, not trained again
     tables = tmp_path/"run/tables"
     for f in ["cohort", "preprocessing_pseudomask", "classification", "segmentation", "segmentation_by_grade", "statistics",
               "calibration", "evidence", "failure_cases", "stability"]:

@@ -2,7 +2,7 @@
 import json, os
 from pathlib import Path
 import pandas as pd
-from conftest import TINY, TINY_STAGES, SMALL_NET, lss_study, lss_study_process
+from conftest import TINY, TINY_STAGES, lss_study, lss_study_process
 
 def statuses(run_dir:Path) -> dict:
     return {s["stage"]: s["status"] for s in json.loads((run_dir/"manifest.json").read_text())["stages"]}
@@ -29,7 +29,7 @@ def test_training_runs_in_parallel_give_the_numbers_of_one_at_a_time(tmp_path):
     "`--workers 2` trains two models at once, in two processes; every table is the same, byte for byte, as with `--workers 1`."
     stages = ["--set", "train.max_epochs=2", "--stages", "cohort,preprocess,train,evaluate,crossfit"]
     for w in (1, 2):
-        r = lss_study("run", "--out", str(tmp_path/f"w{w}"), *TINY, *SMALL_NET, *stages, "--workers", str(w))
+        r = lss_study("run", "--out", str(tmp_path/f"w{w}"), *TINY, *stages, "--workers", str(w))
         assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path/"w2/manifest.json").read_text())
     assert m["workers"] == 2 and {j["stage"] for j in m["jobs"]} == {"train", "crossfit"} and {j["workers"] for j in m["jobs"]} == {2}
@@ -39,7 +39,7 @@ def test_training_runs_in_parallel_give_the_numbers_of_one_at_a_time(tmp_path):
 
 def test_a_stage_alone_runs_what_it_reads(tmp_path):
     "`--stages statistics` on an empty run directory computes cohort → evaluate first, one line each."
-    r = lss_study("run", "--out", str(tmp_path/"run"), *TINY, *SMALL_NET, "--stages", "statistics")
+    r = lss_study("run", "--out", str(tmp_path/"run"), *TINY, "--stages", "statistics")
     assert r.returncode == 0, r.stderr[-3000:]
     said = [l.split(":")[0] for l in r.stdout.splitlines() if l.startswith("stage ")]
     assert said == ["stage cohort", "stage preprocess", "stage train", "stage evaluate", "stage statistics"], r.stdout

@@ -147,7 +147,7 @@ def test_run_without_a_trained_model(patient, tmp_path, monkeypatch, capsys):
     assert not (tmp_path/"out").exists()
 
 def test_model_trained_at_another_input_size(run, patient, tmp_path, monkeypatch, capsys):
-    "A checkpoint whose weights were trained at 224 px where the run's config builds 112 px is refused, naming the file."
+    "A checkpoint whose weights were trained at 224 px where the run's config builds another size is refused, naming the file."
     from safetensors.torch import save_model
     from lss_nbdev.model.train import build_model
     folder, _ = patient
@@ -162,7 +162,7 @@ def test_model_trained_at_another_input_size(run, patient, tmp_path, monkeypatch
     (other/"model_card.json").write_text(json.dumps(card))
     capsys.readouterr()
     code, err = cli_error(monkeypatch, capsys, "predict", "--run", other, folder, "--out", tmp_path/"out")
-    assert code == 2 and len(err) == 1 and str(ckpt) in err[0] and "another input size" in err[0] and "input 112 px" in err[0], err
+    assert code == 2 and len(err) == 1 and str(ckpt) in err[0] and "another input size" in err[0] and f"input {pipe.cfg.model.image_size} px" in err[0], err
     assert "trained at about 224 px" in err[0], err
     assert not (tmp_path/"out").exists()
 
