@@ -58,10 +58,12 @@ results:
 readme: install
 	$(BIN)/jupyter nbconvert --to markdown --no-input --stdout nbs/index.ipynb 2>/dev/null | sed 's|](images/|](nbs/images/|g' > README.md
 
-# the study's per-stage times and loop rates, and trainings side by side against one at a time, under make study's settings
+# the study's per-stage times and loop rates, trainings side by side against one at a time, and what a training worker's memory
+# is made of, under make study's settings
 bench-study: install
 	$(STUDY_ENV) $(BIN)/python benchmarks/study.py
 	$(STUDY_ENV) $(BIN)/python benchmarks/parallel_runs.py
+	$(STUDY_ENV) $(BIN)/python benchmarks/worker_memory.py
 
 bench: install
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
