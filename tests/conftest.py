@@ -7,7 +7,7 @@ from filelock import FileLock
 
 BIN = Path(sys.executable).parent
 SMALL_NET = ["--set", "model.image_size=32", "--set", "model.patch_size=8", "--set", "model.d_shared=16"]
-# a 4 × 4 patch grid: none of these tests claims anything that depends on the network's size (07_..16_ test the networks at their sizes)
+# a 4 × 4 patch grid: none of these tests claims anything that depends on the network's size (13_-16_ test the networks at their sizes)
 TINY = ["--set", "data.n_patients=9", "--set", "train.max_epochs=1", "--set", "model.compare=[]", "--set", "eval.n_bootstrap=50",
         "--set", "arrg.epochs=1", "--set", "real.source=null", "--set", "eval.localisation_cases=3", *SMALL_NET]
 # 9 phantom patients, the small network for one epoch, ARRG one epoch, no real data, localisation scored on 3 test slices (one per grade)
