@@ -1,5 +1,5 @@
 """What a training worker's resident memory is made of: the quick profile's train-stage jobs, each in a worker started as
-`Run.submit` starts them (spawned, `_worker_init`), under the glibc settings this process was started with (`make study`'s: `make bench-study`).
+`Run.submit` starts them (`worker_pool`), under the glibc settings this process was started with (`make study`'s: `make bench-study`).
 
 Per job, in MB of the worker's RSS: after importing the package (the stage modules; `shared`: the part of it that is
 file-backed library pages, which every process of the study maps again and a sum of RSS counts once per process), after its arguments arrive
@@ -11,15 +11,13 @@ The jobs train `--epochs` epochs (the first epochs reach the peak: the tensors, 
     python benchmarks/worker_memory.py [--epochs 2]
 """
 import argparse, ctypes, datetime, gc, os, pickle, tempfile, threading, time
-from concurrent.futures import ProcessPoolExecutor
-import multiprocessing
 from pathlib import Path
 import psutil
 from lss_nbdev.core.config import StudyConfig
-from lss_nbdev.study.engine import Run, _worker_init, usable_cores
+from lss_nbdev.study.engine import Run, usable_cores, worker_pool
 from lss_nbdev.study.manifest import cpu_info
 from lss_nbdev.study.stages import STAGES
-from lss_nbdev.study.stage_models import train_jobs
+from lss_nbdev.study.stage_models import UNET_PEER, train_jobs
 
 MB = 2**20
 
@@ -54,14 +52,13 @@ def main():
         run = Run(StudyConfig.profile("quick").replace(**{"train.max_epochs": a.epochs}), Path(d)/"run", STAGES, verbose=False)
         pre = run.output("preprocess")
         variants, jobs = train_jobs(run, pre)
-        names = [*variants, *(["U-Net peer"] if len(jobs) > len(variants) else [])]
+        names = [*variants, *([UNET_PEER] if len(jobs) > len(variants) else [])]
         print(f"main process after preprocessing: RSS {psutil.Process().memory_info().rss / MB:.0f} MB; "
               f"splits train/val/test {[len(pre.splits[s]) for s in ('train', 'val', 'test')]} slices")
         print(f"{'job':<46}{'args pickle':>12}{'imports':>9}{'shared':>8}{'+args':>8}{'peak':>8}{'after':>8}{'trimmed':>9}{'s':>6}")
         for name, (_, _, fn, args, kwargs) in zip(names, jobs):
             size = len(pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)) / MB
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_worker_init, initargs=(max(1, usable_cores() // 2),)) as pool:
+            with worker_pool(1, threads=max(1, usable_cores() // 2)) as pool:  # one worker per job, threaded as one of the study's two
                 r = {**pool.submit(imported).result(), **pool.submit(measured, fn, args, kwargs).result()}
             print(f"{name[:45]:<46}{size:>12.0f}{r['after_imports']:>9.0f}{r['shared']:>8.0f}{r['after_args']:>8.0f}"
                   f"{r['peak_in_job']:>8.0f}{r['after_job']:>8.0f}{r['after_malloc_trim']:>9.0f}{r['seconds']:>6.0f}")

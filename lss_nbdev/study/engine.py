@@ -23,8 +23,8 @@ from ..core.rundir import (safe_name, slug, atomic_write, dump_signed, load_sign
 
 # %% auto #0
 __all__ = ['STUDY_DESIGN_KEYS', 'TRAINING_KEYS', 'TRAINING_MODULES', 'DATA_SOURCES', 'REAL_SOURCES', 'StageCache', 'write_table',
-           'cohort_table', 'Stage', 'usable_cores', 'Run', 'resolve_device', 'model_label', 'with_backbone',
-           'model_variants', 'training_fingerprint', 'model_key', 'checkpoint_dir', 'load_trained']
+           'cohort_table', 'Stage', 'usable_cores', 'worker_pool', 'Run', 'resolve_device', 'model_label',
+           'with_backbone', 'model_variants', 'training_fingerprint', 'model_key', 'checkpoint_dir', 'load_trained']
 
 # %% ../../nbs/26_runs.ipynb #b00169ea
 class StageCache:
@@ -143,6 +143,13 @@ def _worker_init(threads:int):
     torch.set_num_threads(threads); torch.set_num_interop_threads(1); cv2.setNumThreads(threads)
     torch.set_deterministic_debug_mode("warn")  # = use_deterministic_algorithms(True, warn_only=True), without importing torch._inductor (1.8 s)
 
+def worker_pool(workers:int, # processes
+                threads:int|None=None, # torch and OpenCV threads each; None: the usable cores / workers
+               )->ProcessPoolExecutor:
+    "The training workers as `Run` starts them: spawned processes (`fn` must be importable), `_worker_init`'s threads and deterministic algorithms."
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                               initargs=(threads or max(1, usable_cores() // workers),))
+
 def _cache_job(root, name:str, key:str, fn, args, kwargs) -> float:
     "Compute one cache entry in a worker (`StageCache`: written atomically); its seconds."
     t0 = time.perf_counter()
@@ -165,9 +172,7 @@ class Run:
         "Start the missing entries in the workers now, in order, without waiting (with one worker: nothing); `cache_many` waits for them."
         new = {(j[0], j[1]): j for j in jobs if (j[0], j[1]) not in self._futures and (j[0], j[1]) not in self.cache}
         if self.workers == 1 or not new: return 0
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_init, initargs=(max(1, usable_cores() // self.workers),))
+        if self._pool is None: self._pool = worker_pool(self.workers)
         for k, j in new.items(): self._futures[k] = self._pool.submit(_cache_job, self.cache.root, *j)
         return len(new)
 
